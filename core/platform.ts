@@ -1,0 +1,222 @@
+/**
+ * `Platform`: one registry, its graph, its plugins and its state directory — the object the CLI
+ * and users' scripts talk to. Read-only questions live here (status, health, dependencies,
+ * operations); starting and stopping live in `lifecycle.ts`.
+ *
+ * @module
+ */
+import { probeOnce } from "../checks/prober.ts";
+import { UsageError } from "./errors.ts";
+import { Graph } from "./graph.ts";
+import { PluginRegistry } from "./plugins.ts";
+import { type DiscoverOptions, loadRegistry } from "./registry.ts";
+import { suggest } from "./_suggest.ts";
+import { defaultHome, statePaths } from "./state.ts";
+import type {
+  CheckResult,
+  DriverContext,
+  LogOptions,
+  Registry,
+  RuntimeStatus,
+  Service,
+  StatePaths,
+} from "./types.ts";
+
+export interface OpenOptions extends DiscoverOptions {
+  /** State directory (default `$PROVISIONING_HOME`, else `~/.provisioning`). */
+  home?: string;
+  /** Plugins to use (default: discovered from the plugin directories). */
+  plugins?: PluginRegistry;
+}
+
+/** Health of one service: a check result, or why there is none. */
+export interface HealthReport {
+  name: string;
+  /** `healthy`, `unhealthy`, `unknown` (no check) or `not_running`. */
+  state: "healthy" | "unhealthy" | "unknown" | "not_running";
+  healthy: boolean;
+  message: string;
+  check_type: string;
+  duration_ms: number;
+}
+
+/** Everything `services status` shows of one service. */
+export interface StatusReport extends RuntimeStatus {
+  name: string;
+  type: string;
+  category: string;
+  description: string;
+  deployment_mode: string;
+  auto_start: boolean;
+  dependencies: string[];
+  health: "healthy" | "unhealthy" | "unknown";
+  health_message?: string;
+}
+
+/** A registry, its dependency graph, its plugins and its state directory. */
+export class Platform {
+  readonly registry: Registry;
+  readonly graph: Graph;
+  readonly plugins: PluginRegistry;
+  readonly paths: StatePaths;
+  readonly env: Record<string, string | undefined>;
+
+  constructor(
+    registry: Registry,
+    opts: { plugins: PluginRegistry; paths: StatePaths; env: Record<string, string | undefined> },
+  ) {
+    this.registry = registry;
+    this.graph = new Graph(
+      registry.services.map((s) => ({ ...s, start_order: s.startup.start_order })),
+    );
+    this.plugins = opts.plugins;
+    this.paths = opts.paths;
+    this.env = opts.env;
+  }
+
+  /** Discover and load the registry (throws `RegistryError` listing every problem). */
+  static async open(opts: OpenOptions = {}): Promise<Platform> {
+    const env = opts.env ?? process.env;
+    const cwd = opts.cwd ?? process.cwd();
+    const home = opts.home ?? defaultHome(env);
+    const plugins = opts.plugins ?? PluginRegistry.discover({ cwd, home, env });
+    const registry = await loadRegistry({ ...opts, env, cwd, plugins });
+    return new Platform(registry, { plugins, paths: statePaths(home), env });
+  }
+
+  /** The driver context handed to plugins. */
+  context(signal?: AbortSignal): DriverContext {
+    return { paths: this.paths, env: this.env, signal };
+  }
+
+  /** A service by name; an unknown name is a usage error with a hint. */
+  service(name: string): Service {
+    const svc = this.registry.byName.get(name);
+    if (svc) return svc;
+    const hint = suggest(name, [...this.registry.byName.keys()]);
+    throw new UsageError(`Unknown service "${name}"`, hint ? [`Did you mean "${hint}"?`] : []);
+  }
+
+  /** Every service, in registry order. */
+  get services(): Service[] {
+    return this.registry.services;
+  }
+
+  /** Runtime status from the service's driver (state files, PIDs, the engine ...). */
+  async runtime(name: string): Promise<RuntimeStatus> {
+    const svc = this.service(name);
+    const driver = await this.plugins.driver(svc.deployment.mode);
+    return driver.status(svc, this.context());
+  }
+
+  /** One health check attempt, or `not_running` / `unknown` without one. */
+  async health(name: string, runtime?: RuntimeStatus): Promise<HealthReport> {
+    const svc = this.service(name);
+    const rt = runtime ?? await this.runtime(name);
+    const base = { name, check_type: svc.health_check.type, duration_ms: 0 };
+    if (rt.status !== "running" && rt.status !== "starting") {
+      return { ...base, state: "not_running", healthy: false, message: "Not running" };
+    }
+    if (svc.health_check.type === "none") {
+      return { ...base, state: "unknown", healthy: false, message: "No health check configured" };
+    }
+    const r: CheckResult = await this.probe(svc);
+    return {
+      ...base,
+      state: r.healthy ? "healthy" : "unhealthy",
+      healthy: r.healthy,
+      message: r.message,
+      duration_ms: Math.round(r.durationMs),
+    };
+  }
+
+  /** One attempt of the service's check (whether or not it runs). */
+  async probe(svc: Service, signal?: AbortSignal): Promise<CheckResult> {
+    const check = await this.plugins.check(svc.health_check.type);
+    return probeOnce({
+      check,
+      cfg: svc.health_check[svc.health_check.type],
+      health: svc.health_check,
+      service: svc.name,
+      env: this.env,
+    }, { signal });
+  }
+
+  /** Status, health and registry facts of one service. */
+  async status(name: string, opts: { health?: boolean } = {}): Promise<StatusReport> {
+    const svc = this.service(name);
+    const rt = await this.runtime(name);
+    let health: StatusReport["health"] = "unknown";
+    let health_message: string | undefined;
+    if (opts.health !== false && (rt.status === "running" || rt.status === "starting")) {
+      const h = await this.health(name, rt);
+      health = h.state === "healthy" || h.state === "unhealthy" ? h.state : "unknown";
+      health_message = h.message;
+    }
+    return {
+      ...rt,
+      name,
+      type: svc.type,
+      category: svc.category,
+      description: svc.description,
+      deployment_mode: svc.deployment.mode,
+      auto_start: svc.startup.auto_start,
+      dependencies: svc.dependencies,
+      health,
+      health_message,
+    };
+  }
+
+  /** Status of many services at once (all by default), in registry order. */
+  statusAll(opts: { names?: string[]; health?: boolean } = {}): Promise<StatusReport[]> {
+    const names = opts.names ?? this.services.map((s) => s.name);
+    return Promise.all(names.map((n) => this.status(n, opts)));
+  }
+
+  /** `services check OP`: what an operation requires and whether it all runs. */
+  async operation(
+    op: string,
+  ): Promise<{ operation: string; required: string[]; running: string[]; all_running: boolean }> {
+    const known = this.graph.operations();
+    if (!known.includes(op)) {
+      const hint = suggest(op, known);
+      throw new UsageError(
+        `Unknown operation "${op}": no service lists it in required_for`,
+        [hint ? `Did you mean "${hint}"?` : `Known operations: ${known.join(", ") || "(none)"}`],
+      );
+    }
+    const required = this.graph.requiredFor(op);
+    const statuses = await Promise.all(required.map((n) => this.runtime(n)));
+    const running = required.filter((_, i) => statuses[i].status === "running");
+    return { operation: op, required, running, all_running: running.length === required.length };
+  }
+
+  /** The service's log lines (last `lines`, then new ones with `follow` until the signal aborts). */
+  async *logs(name: string, opts: LogOptions = {}): AsyncIterable<string> {
+    const svc = this.service(name);
+    const driver = await this.plugins.driver(svc.deployment.mode);
+    yield* driver.logs(svc, this.context(opts.signal), opts);
+  }
+
+  /** Direct and transitive dependencies and dependents of a service. */
+  dependencies(name: string): {
+    name: string;
+    type: string;
+    category: string;
+    dependencies: string[];
+    required_by: string[];
+    all_dependencies: string[];
+    all_required_by: string[];
+  } {
+    const svc = this.service(name);
+    return {
+      name,
+      type: svc.type,
+      category: svc.category,
+      dependencies: [...svc.dependencies],
+      required_by: this.graph.dependents(name),
+      all_dependencies: this.graph.dependencies(name, { transitive: true }),
+      all_required_by: this.graph.dependents(name, { transitive: true }),
+    };
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The core model shared by the registry, the graph, the lifecycle and every plugin.
+ *
+ * Keys are snake_case, exactly as in `services.toml`, so a validated service is the registry
+ * table with its defaults applied and its variables expanded.
+ *
+ * @module
+ */
+import type { ZodType } from "zod";
+
+/** `type` of a service, as in the spec. */
+export type ServiceType = "platform" | "infrastructure" | "utility";
+
+/** `[services.X.health_check]` after defaults; `type` picks the sub-table. */
+export interface HealthCheckConfig {
+  /** Check type: `http`, `tcp`, `command`, `file`, `none`, or a plugin's type. */
+  type: string;
+  /** Seconds between checks once the service is up (default 10). */
+  interval: number;
+  /** Consecutive failures before a running service counts as unhealthy (default 3). */
+  retries: number;
+  /** Seconds one attempt may take (default 5). */
+  timeout: number;
+  /** The sub-table of the chosen type (`[services.X.health_check.http]` ...), validated by the check. */
+  [type: string]: unknown;
+}
+
+/** `[services.X.startup]` after defaults. */
+export interface StartupConfig {
+  auto_start: boolean;
+  /** Seconds from spawn to healthy before the start counts as failed (default 30). */
+  start_timeout: number;
+  /** Tiebreak between services whose dependencies allow either order: lower first (default 100). */
+  start_order: number;
+  restart_on_failure: boolean;
+  max_restarts: number;
+  /** First restart delay in seconds; doubles per restart (default 1). */
+  restart_delay: number;
+  /** Cap of the restart delay in seconds (default 30). */
+  restart_delay_max: number;
+  /** Seconds of uptime after which the restart count and delay reset (default 60). */
+  restart_window: number;
+}
+
+/** `[services.X.shutdown]` after defaults. */
+export interface ShutdownConfig {
+  /** Signal sent first (default `SIGTERM`). */
+  signal: string;
+  /** Seconds to wait after the signal before SIGKILL (default 10). */
+  timeout: number;
+}
+
+/** `[services.X.deployment]`: the mode and its table (`binary`, `docker`, `docker_compose` ...). */
+export interface DeploymentConfig {
+  mode: string;
+  [table: string]: unknown;
+}
+
+/** One validated service of the registry. */
+export interface Service {
+  name: string;
+  type: ServiceType;
+  category: string;
+  description: string;
+  required_for: string[];
+  dependencies: string[];
+  conflicts: string[];
+  deployment: DeploymentConfig;
+  health_check: HealthCheckConfig;
+  startup: StartupConfig;
+  shutdown: ShutdownConfig;
+}
+
+/** A loaded, validated registry. */
+export interface Registry {
+  /** The file it came from (absolute), or `<inline>`. */
+  file: string;
+  /** How the file was found: `--config`, `PROVISIONING_SERVICES`, `project`, `home`, `bundled`. */
+  source: string;
+  /** Services in file order. */
+  services: Service[];
+  /** Lookup by name. */
+  byName: Map<string, Service>;
+}
+
+/** One problem found while loading a registry. */
+export interface RegistryIssue {
+  /** Dotted TOML path, e.g. `services.api-gateway.health_check.http.endpoint`. */
+  path: string;
+  message: string;
+  /** 1-based line in the file, when known. */
+  line?: number;
+  column?: number;
+  /** The service the issue belongs to, when it belongs to one. */
+  service?: string;
+}
+
+/** The directories all state lives in, under `$PROVISIONING_HOME`. */
+export interface StatePaths {
+  home: string;
+  pids: string;
+  state: string;
+  logs: string;
+  locks: string;
+  run: string;
+}
+
+/** Runtime status of one service, as `status` reports it. */
+export type ServiceStatus = "running" | "stopped" | "starting" | "stopping" | "failed";
+
+/** The persisted state of a service: `services/state/<name>.json`. */
+export interface ServiceState {
+  name: string;
+  mode: string;
+  status: ServiceStatus;
+  pid?: number;
+  /** Process start time as the kernel reports it (Linux: clock ticks since boot, field 22 of /proc/PID/stat). */
+  pid_start?: string;
+  /** Container id or any other handle a driver needs later. */
+  handle?: Record<string, unknown>;
+  started_at?: string;
+  stopped_at?: string;
+  restarts: number;
+  last_exit?: { code: number | null; signal: string | null; at: string };
+  message?: string;
+}
+
+/** What a driver's `status` returns. */
+export interface RuntimeStatus {
+  status: ServiceStatus;
+  pid?: number;
+  uptime_s?: number;
+  exit_code?: number | null;
+  exit_signal?: string | null;
+  restarts?: number;
+  message?: string;
+}
+
+/** One pre-flight result. `ok: false` stops a start. */
+export interface Finding {
+  ok: boolean;
+  kind: "prerequisite" | "conflict" | "dependency";
+  message: string;
+  hint?: string;
+}
+
+/** What a started service hands back: whatever status/stop need later. */
+export interface Handle {
+  pid?: number;
+  [key: string]: unknown;
+}
+
+/** Everything a driver may use besides the service itself. */
+export interface DriverContext {
+  paths: StatePaths;
+  /** Environment used for expansion and for children. */
+  env: Record<string, string | undefined>;
+  signal?: AbortSignal;
+}
+
+export interface StopOptions {
+  /** Kill at once (SIGKILL), skip the graceful signal. */
+  force?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface LogOptions {
+  /** Last N lines (default 50). */
+  lines?: number;
+  /** Keep following until the signal aborts. */
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
+/** A deployment mode. A plugin module `drivers/<mode>.ts` default-exports one. */
+export interface Driver<C = unknown> {
+  /** The registry's `deployment.mode`. */
+  mode: string;
+  /** Schema of `[services.X.deployment.<mode>]` (`-` in the mode becomes `_` in the table name). */
+  config: ZodType<C>;
+  preflight(svc: Service, ctx: DriverContext): Promise<Finding[]>;
+  start(svc: Service, ctx: DriverContext): Promise<Handle>;
+  stop(svc: Service, ctx: DriverContext, opts?: StopOptions): Promise<void>;
+  status(svc: Service, ctx: DriverContext): Promise<RuntimeStatus>;
+  logs(svc: Service, ctx: DriverContext, opts?: LogOptions): AsyncIterable<string>;
+}
+
+/** The outcome of one check attempt. Unhealthy is a result, not an exception. */
+export interface CheckResult {
+  healthy: boolean;
+  message: string;
+  durationMs: number;
+}
+
+export interface CheckContext {
+  /** Aborted at the check's timeout or when the caller gives up. */
+  signal: AbortSignal;
+  /** The attempt's timeout in milliseconds. */
+  timeoutMs: number;
+  /** The service being checked. */
+  service: string;
+  env: Record<string, string | undefined>;
+}
+
+/** A health check type. A plugin module `checks/<type>.ts` default-exports one. */
+export interface Check<C = unknown> {
+  type: string;
+  /** Schema of `[services.X.health_check.<type>]`. */
+  config: ZodType<C>;
+  /** One bounded attempt. */
+  run(cfg: C, ctx: CheckContext): Promise<CheckResult>;
+}

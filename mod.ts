@@ -1,0 +1,92 @@
+/**
+ * `provisioning`: start, stop, watch and explain a platform of services described in a TOML
+ * registry (`services.toml`).
+ *
+ * @example Bring up what an operation needs, from a script
+ * ```ts
+ * import { ensureOperation, Platform } from "./mod.ts";
+ *
+ * const platform = await Platform.open({ config: "examples/platform/services.toml" });
+ * const result = await ensureOperation(platform, "server", {
+ *   onEvent: (e) => console.log(e.elapsed_ms, e.type, e.service),
+ * });
+ * if (!result.ok) throw new Error("platform is not ready");
+ * console.log(await platform.status("orchestrator"));
+ * ```
+ *
+ * @example Validate a registry without touching anything
+ * ```ts
+ * import { planStart, Platform, validateServices } from "./mod.ts";
+ *
+ * const report = await validateServices({ config: "config/services.toml", prerequisites: false });
+ * console.log(`${report.valid}/${report.total} valid`);
+ * const plan = await planStart(await Platform.open({ config: "config/services.toml" }), ["api-gateway"]);
+ * console.log(plan.waves);
+ * ```
+ *
+ * @module
+ */
+export { Platform } from "./core/platform.ts";
+export type { HealthReport, OpenOptions, StatusReport } from "./core/platform.ts";
+export { planStart, planStop } from "./core/plan.ts";
+export type { StartPlan, StopPlan } from "./core/plan.ts";
+export {
+  ensureOperation,
+  restartServices,
+  startServices,
+  stopServices,
+} from "./core/lifecycle.ts";
+export type {
+  LifecycleEvent,
+  LifecycleResult,
+  Outcome,
+  StartOptions,
+  StopOptions as StopServicesOptions,
+} from "./core/lifecycle.ts";
+export { preflight, readiness } from "./core/preflight.ts";
+export type { ReadinessEntry } from "./core/preflight.ts";
+export { monitor } from "./core/monitor.ts";
+export { validateServices } from "./core/validate.ts";
+export type { ServiceValidation, ValidationReport } from "./core/validate.ts";
+export {
+  BUNDLED_REGISTRY,
+  discoverRegistry,
+  loadRegistry,
+  validateRegistry,
+} from "./core/registry.ts";
+export type { LoadOptions, Validation } from "./core/registry.ts";
+export { Graph } from "./core/graph.ts";
+export type { GraphNode, GraphProblem } from "./core/graph.ts";
+export { pluginDirs, PluginRegistry } from "./core/plugins.ts";
+export type { PluginEntry, PluginKind } from "./core/plugins.ts";
+export { defaultHome, statePaths } from "./core/state.ts";
+export {
+  DependencyCycleError,
+  ExitCode,
+  formatIssue,
+  PreflightError,
+  ProvisioningError,
+  RefusedError,
+  RegistryError,
+  StartTimeoutError,
+  UsageError,
+} from "./core/errors.ts";
+export type {
+  Check,
+  CheckContext,
+  CheckResult,
+  Driver,
+  DriverContext,
+  Finding,
+  Handle,
+  HealthCheckConfig,
+  LogOptions,
+  Registry,
+  RegistryIssue,
+  RuntimeStatus,
+  Service,
+  ServiceState,
+  ServiceStatus,
+  StatePaths,
+  StopOptions,
+} from "./core/types.ts";

@@ -1,0 +1,42 @@
+/** Test helpers: run the real CLI in a child process, with its own PROVISIONING_HOME. */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../", import.meta.url));
+export const CLI = join(ROOT, "cli.ts");
+export const DEMO_REGISTRY = join(ROOT, "examples/platform/services.toml");
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `cli.ts args` to completion. */
+export function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(Deno.execPath(), ["run", "-A", "--quiet", CLI, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, NO_COLOR: "1", ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** A temporary PROVISIONING_HOME, removed by `dispose`. */
+export function tempHome(prefix = "prov-test-"): { home: string; [Symbol.dispose](): void } {
+  const home = mkdtempSync(join(tmpdir(), prefix));
+  return { home, [Symbol.dispose]: () => rmSync(home, { recursive: true, force: true }) };
+}
