@@ -1,0 +1,266 @@
+/**
+ * Binary deployment mode: `[services.X.deployment.binary]` runs a local executable.
+ *
+ * The process is spawned detached (`setsid`: its own session and process group, so it outlives
+ * the CLI and a stop can signal everything it forked), with stdout and stderr appended to
+ * `services/logs/<name>.log`. Its PID and start time go to the state files; later calls trust
+ * the PID only while the process with that PID still has that start time.
+ *
+ * The driver does not lock: callers that may race (two CLIs starting one service) wrap
+ * `status` + `start` in `withLock` from `core/state.ts`.
+ *
+ * @module
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { ExitCode, ProvisioningError } from "../core/errors.ts";
+import { isAlive, processStartTime } from "../core/process.ts";
+import {
+  ensureDirs,
+  logFile,
+  readPid,
+  readState,
+  safeName,
+  writePid,
+  writeState,
+} from "../core/state.ts";
+import type {
+  Driver,
+  DriverContext,
+  Finding,
+  Handle,
+  Service,
+  ServiceState,
+} from "../core/types.ts";
+import { binaryChecks, binaryPreflight, resolveBinary } from "./_binary_files.ts";
+import { binaryStatus, binaryStop, type ExitInfo, recordExit } from "./_binary_runtime.ts";
+import { loadEnvFile } from "./_env_file.ts";
+import { readLog } from "./_log_tail.ts";
+
+export type { ExitInfo };
+
+/** Schema of `[services.X.deployment.binary]`. */
+export const binaryConfig = z.strictObject({
+  binary_path: z.string().min(1, "Must name the executable"),
+  args: z.array(z.string()).default([]),
+  working_dir: z.string().min(1).optional(),
+  env: z.record(z.string(), z.string()).default({}),
+  env_file: z.string().min(1).optional(),
+});
+export type BinaryConfig = z.infer<typeof binaryConfig>;
+
+/** What `start` returns: the PID (also the process group id) and the child's exit. */
+export interface BinaryHandle extends Handle {
+  pid: number;
+  pgid: number;
+  /** The log file stdout and stderr go to. */
+  log: string;
+  /**
+   * Settles when the child exits while this process is alive (it never rejects), so a
+   * same-process caller learns a crash during startup at once. It does not keep the event loop
+   * alive: race it with something that does (the prober's timers), or use {@linkcode waitExit}.
+   */
+  exited: Promise<ExitInfo>;
+}
+
+/**
+ * The exit of a started child, keeping the event loop alive while waiting; undefined after
+ * `timeoutMs` (default: no limit).
+ */
+export function waitExit(
+  handle: BinaryHandle,
+  timeoutMs = Infinity,
+): Promise<ExitInfo | undefined> {
+  const hold = setInterval(() => {}, 60_000);
+  const wait = Number.isFinite(timeoutMs) ? within(handle.exited, timeoutMs) : handle.exited;
+  return wait.finally(() => clearInterval(hold));
+}
+
+/** The validated `[services.X.deployment.binary]` table of `svc`. */
+export function binaryConfigOf(svc: Service): BinaryConfig {
+  const parsed = binaryConfig.safeParse(svc.deployment.binary);
+  if (parsed.success) return parsed.data;
+  const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "table"}: ${i.message}`);
+  throw new ProvisioningError(
+    `Cannot use "${svc.name}": invalid [services.${svc.name}.deployment.binary]: ${
+      detail.join("; ")
+    }`,
+    { exitCode: ExitCode.usage },
+  );
+}
+
+async function start(svc: Service, ctx: DriverContext): Promise<BinaryHandle> {
+  const name = safeName(svc.name);
+  const cfg = binaryConfigOf(svc);
+  const failed = (await binaryChecks(cfg, ctx)).find((c) => !c.finding.ok);
+  if (failed) {
+    throw new ProvisioningError(`Cannot start "${name}": ${failed.problem}`, {
+      exitCode: ExitCode.preflight,
+      hints: failed.finding.hint ? [failed.finding.hint] : [],
+    });
+  }
+  const { path, cwd } = await resolveBinary(cfg, ctx.env);
+  const env = await childEnv(name, cfg, ctx, cwd);
+
+  const prev = await readState(ctx.paths, name);
+  const prevPid = prev?.pid ?? (await readPid(ctx.paths, name));
+  if (prevPid && prev?.pid_start && await isAlive(prevPid, prev.pid_start)) {
+    throw new ProvisioningError(`Cannot start "${name}": already running (pid ${prevPid})`, {
+      hints: [`Stop it first: provisioning services stop ${name}`],
+    });
+  }
+
+  await ensureDirs(ctx.paths);
+  const log = logFile(ctx.paths, name);
+  const out = await open(log, "a", 0o600);
+  let child;
+  let exited: Promise<ExitInfo> | undefined;
+  try {
+    await out.chmod(0o600);
+    await out.write(
+      `--- ${new Date().toISOString()} starting ${name}: ${[path, ...cfg.args].join(" ")}\n`,
+    );
+    child = spawn(path, cfg.args, {
+      cwd,
+      env,
+      detached: true,
+      stdio: ["ignore", out.fd, out.fd],
+    });
+    child.on("error", () => {}); // reported through the "spawn" race below; later errors are moot
+    // Listen before any await: a child that dies at once must not exit unobserved.
+    const proc = child;
+    exited = new Promise<ExitInfo>((resolve) => {
+      proc.once("exit", (code, signal) => resolve(recordExit(proc.pid!, code, signal)));
+    });
+    const error = await new Promise<Error | undefined>((resolve) => {
+      child!.once("spawn", () => resolve(undefined));
+      child!.once("error", resolve);
+    });
+    if (error) {
+      const message = `Cannot start "${name}": ${spawnProblem(error, path)}`;
+      await out.write(`--- ${new Date().toISOString()} ${message}\n`);
+      await writeState(ctx.paths, failedState(prev, name, message));
+      throw new ProvisioningError(message, { cause: error });
+    }
+    child.unref(); // only after a successful spawn (Deno throws on a child that never started)
+  } finally {
+    await out.close();
+  }
+
+  const pid = child.pid!;
+
+  const pidStart = await processStartTime(pid);
+  if (pidStart === undefined) { // gone before we could record it: report how it ended
+    const exit = await within(exited!, 1000);
+    const how = exit ? describeExit(exit) : "exited at once";
+    const message = `Cannot start "${name}": ${how} right after start`;
+    await writeState(ctx.paths, { ...failedState(prev, name, message), last_exit: stamp(exit) });
+    throw new ProvisioningError(message, { hints: [`See the log: ${log}`] });
+  }
+  const state: ServiceState = {
+    name,
+    mode: "binary",
+    status: "starting",
+    pid,
+    pid_start: pidStart,
+    handle: { pgid: pid, log },
+    started_at: new Date().toISOString(),
+    restarts: prev?.restarts ?? 0,
+    last_exit: prev?.last_exit,
+  };
+  // State first: status() trusts the PID of the state file, the PID file is for humans and tools.
+  await writeState(ctx.paths, state);
+  await writePid(ctx.paths, name, pid);
+  return { pid, pgid: pid, log, exited: exited! };
+}
+
+/** `ctx.env`, then the env file, then `env` of the table (later wins). */
+async function childEnv(
+  name: string,
+  cfg: BinaryConfig,
+  ctx: DriverContext,
+  cwd: string,
+): Promise<Record<string, string>> {
+  let fromFile: Record<string, string> = {};
+  if (cfg.env_file) {
+    const file = resolve(cwd, cfg.env_file);
+    try {
+      fromFile = await loadEnvFile(file);
+    } catch (error) {
+      throw new ProvisioningError(`Cannot start "${name}": ${(error as Error).message}`, {
+        exitCode: ExitCode.preflight,
+        hints: ["Check env_file in the registry"],
+        cause: error,
+      });
+    }
+  }
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...ctx.env, ...fromFile, ...cfg.env })) {
+    if (value !== undefined) env[key] = value;
+  }
+  return env;
+}
+
+/** `promise`'s value, or undefined when it takes longer than `ms` (the timer is cleared). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function spawnProblem(error: NodeJS.ErrnoException, path: string): string {
+  if (error.code === "ENOENT" && existsSync(path)) {
+    return `cannot execute "${path}": its interpreter (#! line) or loader is missing`;
+  }
+  if (error.code === "ENOENT") return `binary "${path}" not found`;
+  if (error.code === "EACCES") return `binary "${path}" is not executable`;
+  return error.message;
+}
+
+function describeExit(exit: ExitInfo): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+function stamp(exit: ExitInfo | undefined): ServiceState["last_exit"] {
+  return exit ? { code: exit.code, signal: exit.signal, at: new Date().toISOString() } : undefined;
+}
+
+function failedState(prev: ServiceState | undefined, name: string, message: string): ServiceState {
+  return {
+    name,
+    mode: "binary",
+    status: "failed",
+    restarts: prev?.restarts ?? 0,
+    last_exit: prev?.last_exit,
+    stopped_at: new Date().toISOString(),
+    message,
+  };
+}
+
+/** The binary deployment driver. */
+const binaryDriver: Driver<BinaryConfig> = {
+  mode: "binary",
+  config: binaryConfig,
+  preflight: (svc: Service, ctx: DriverContext): Promise<Finding[]> =>
+    binaryPreflight(binaryConfigOf(svc), ctx),
+  start,
+  stop: (svc, ctx, opts) => binaryStop(svc, ctx, opts),
+  status: (svc, ctx) => binaryStatus(svc, ctx),
+  logs: (svc, ctx, opts = {}) =>
+    readLog(logFile(ctx.paths, svc.name), {
+      lines: opts.lines ?? 50,
+      follow: opts.follow,
+      signal: opts.signal ?? ctx.signal,
+    }),
+};
+
+export default binaryDriver;
