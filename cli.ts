@@ -11,12 +11,12 @@ import { Command, CommanderError, Option } from "commander";
 import {
   ensureOperation,
   ExitCode,
-  monitor,
   type LifecycleEvent,
   type LifecycleResult,
-  Platform,
+  monitor,
   planStart,
   planStop,
+  Platform,
   ProvisioningError,
   readiness,
   RegistryError,
@@ -43,12 +43,17 @@ let exitCode: number = ExitCode.ok;
 /** Add the options every command takes. */
 function leaf(parent: Command, spec: string, description: string): Command {
   return parent.command(spec).description(description)
-    .option("--config <file>", "service registry (default: PROVISIONING_SERVICES, ./provisioning/config/services.toml, $PROVISIONING_HOME/config/services.toml, bundled)")
+    .option(
+      "--config <file>",
+      "service registry (default: PROVISIONING_SERVICES, ./provisioning/config/services.toml, $PROVISIONING_HOME/config/services.toml, bundled)",
+    )
     .option("--json", "print one JSON document (JSON lines when following)");
 }
 
 const positiveInt = (name: string) => (v: string) => {
-  if (!/^\d+$/.test(v) || Number(v) <= 0) throw new UsageError(`Invalid ${name} "${v}": expected a positive whole number`);
+  if (!/^\d+$/.test(v) || Number(v) <= 0) {
+    throw new UsageError(`Invalid ${name} "${v}": expected a positive whole number`);
+  }
   return Number(v);
 };
 
@@ -112,14 +117,20 @@ async function platformStatus(o: Common): Promise<void> {
 
 function build(): Command {
   const program = new Command("provisioning")
-    .description("Start, stop, watch and explain a platform of services described in a TOML registry")
+    .description(
+      "Start, stop, watch and explain a platform of services described in a TOML registry",
+    )
     .version("0.1.0")
     .exitOverride()
     .showSuggestionAfterError();
 
   // ---- platform ----
   const platform = program.command("platform").description("manage all services as one system");
-  leaf(platform, "start [names...]", "start every auto-start service, or the named ones, with their dependencies")
+  leaf(
+    platform,
+    "start [names...]",
+    "start every auto-start service, or the named ones, with their dependencies",
+  )
     .option("--force", "restart services that are already running")
     .option("--dry-run", "print the plan (waves, order, critical path) without starting anything")
     .action(async (names: string[], o: Common & { force?: boolean; dryRun?: boolean }) => {
@@ -128,9 +139,17 @@ function build(): Command {
         const plan = await planStart(p, names, { force: o.force });
         return o.json ? json(plan) : out(r.renderPlan(plan));
       }
-      await runLifecycle(o, (onEvent) => startServices(p, names, { force: o.force, onEvent, signal: interruptSignal() }));
+      await runLifecycle(
+        o,
+        (onEvent) =>
+          startServices(p, names, { force: o.force, onEvent, signal: interruptSignal() }),
+      );
     });
-  leaf(platform, "stop [names...]", "stop every running service, or the named ones, dependents first")
+  leaf(
+    platform,
+    "stop [names...]",
+    "stop every running service, or the named ones, dependents first",
+  )
     .option("--force", "ignore running dependents and kill at once")
     .option("--dry-run", "print the plan without stopping anything")
     .action(async (names: string[], o: Common & { force?: boolean; dryRun?: boolean }) => {
@@ -150,7 +169,9 @@ function build(): Command {
   leaf(platform, "status", "status of every service, by category").action(platformStatus);
   leaf(platform, "health", "health of every service").action((o: Common) => health(undefined, o));
   leaf(platform, "logs <name>", "a service's log")
-    .addOption(new Option("--lines <n>", "how many lines").default(50).argParser(positiveInt("--lines")))
+    .addOption(
+      new Option("--lines <n>", "how many lines").default(50).argParser(positiveInt("--lines")),
+    )
     .option("--follow", "keep printing new lines until Ctrl+C")
     .action(logs);
 
@@ -166,7 +187,13 @@ function build(): Command {
       if (o.running) rows = rows.filter((s) => s.status === "running");
       if (o.json) {
         json(rows.map(({ name, type, category, status, deployment_mode, auto_start, pid }) => ({
-          name, type, category, status, deployment_mode, auto_start, pid,
+          name,
+          type,
+          category,
+          status,
+          deployment_mode,
+          auto_start,
+          pid,
         })));
       } else out(r.renderList(rows));
     });
@@ -180,7 +207,11 @@ function build(): Command {
     .option("--force", "skip pre-flight checks")
     .action(async (names: string[], o: Common & { force?: boolean }) => {
       const p = await open(o);
-      await runLifecycle(o, (onEvent) => startServices(p, names, { skipPreflight: o.force, onEvent, signal: interruptSignal() }));
+      await runLifecycle(
+        o,
+        (onEvent) =>
+          startServices(p, names, { skipPreflight: o.force, onEvent, signal: interruptSignal() }),
+      );
     });
   leaf(services, "stop <names...>", "stop services (refused while dependents run)")
     .option("--force", "ignore running dependents and kill at once")
@@ -188,17 +219,30 @@ function build(): Command {
       const p = await open(o);
       await runLifecycle(o, (onEvent) => stopServices(p, names, { force: o.force, onEvent }));
     });
-  leaf(services, "restart <names...>", "restart services").action(async (names: string[], o: Common) => {
-    const p = await open(o);
-    await runLifecycle(o, (onEvent) => restartServices(p, names, { onEvent }));
-  });
-  leaf(services, "health [name]", "run a service's health check (all services without a name)").action(health);
+  leaf(services, "restart <names...>", "restart services").action(
+    async (names: string[], o: Common) => {
+      const p = await open(o);
+      await runLifecycle(o, (onEvent) => restartServices(p, names, { onEvent }));
+    },
+  );
+  leaf(services, "health [name]", "run a service's health check (all services without a name)")
+    .action(health);
   leaf(services, "logs <name>", "a service's log")
-    .addOption(new Option("--lines <n>", "how many lines").default(50).argParser(positiveInt("--lines")))
+    .addOption(
+      new Option("--lines <n>", "how many lines").default(50).argParser(positiveInt("--lines")),
+    )
     .option("--follow", "keep printing new lines until Ctrl+C")
     .action(logs);
-  leaf(services, "monitor [name]", "check health continuously until Ctrl+C (every running service without a name)")
-    .addOption(new Option("--interval <seconds>", "seconds between checks").default(30).argParser(positiveInt("--interval")))
+  leaf(
+    services,
+    "monitor [name]",
+    "check health continuously until Ctrl+C (every running service without a name)",
+  )
+    .addOption(
+      new Option("--interval <seconds>", "seconds between checks").default(30).argParser(
+        positiveInt("--interval"),
+      ),
+    )
     .action(async (name: string | undefined, o: Common & { interval: number }) => {
       const p = await open(o);
       const names = name ? [p.service(name).name] : p.services.map((s) => s.name);
@@ -209,7 +253,8 @@ function build(): Command {
       await monitor(p, names, {
         interval: o.interval,
         signal: interruptSignal(),
-        onResult: (h, at) => out(o.json ? JSON.stringify({ at: at.toISOString(), ...h }) : r.monitorLine(h, at)),
+        onResult: (h, at) =>
+          out(o.json ? JSON.stringify({ at: at.toISOString(), ...h }) : r.monitorLine(h, at)),
       });
     });
   leaf(services, "check <operation>", "which services an operation requires, and whether they run")
@@ -224,12 +269,31 @@ function build(): Command {
         exitCode = res.exit_code;
       }
       const c = await p.operation(op);
-      if (o.json) json({ operation: c.operation, required: c.required, running: c.running, all_running: c.all_running });
-      else out([`Operation: ${c.operation}`, `Required services: ${c.required.join(", ")}`, `All running: ${c.all_running}`].join("\n"));
+      if (o.json) {
+        json({
+          operation: c.operation,
+          required: c.required,
+          running: c.running,
+          all_running: c.all_running,
+        });
+      } else {out(
+          [
+            `Operation: ${c.operation}`,
+            `Required services: ${c.required.join(", ")}`,
+            `All running: ${c.all_running}`,
+          ].join("\n"),
+        );}
       if (!c.all_running && exitCode === ExitCode.ok) exitCode = ExitCode.failed;
     });
-  leaf(services, "dependencies [name]", "dependency tree, or one service's dependencies and dependents")
-    .addOption(new Option("--format <format>", "text, mermaid or dot").choices(["text", "mermaid", "dot"]).default("text"))
+  leaf(
+    services,
+    "dependencies [name]",
+    "dependency tree, or one service's dependencies and dependents",
+  )
+    .addOption(
+      new Option("--format <format>", "text, mermaid or dot").choices(["text", "mermaid", "dot"])
+        .default("text"),
+    )
     .action(async (name: string | undefined, o: Common & { format: string }) => {
       const p = await open(o);
       if (o.format === "mermaid") return out(toMermaid(p));
@@ -238,7 +302,12 @@ function build(): Command {
         const d = p.dependencies(name);
         return o.json ? json(d) : out(renderDependencies(d));
       }
-      if (o.json) return json({ order: p.graph.order(), services: p.services.map((s) => p.dependencies(s.name)) });
+      if (o.json) {
+        return json({
+          order: p.graph.order(),
+          services: p.services.map((s) => p.dependencies(s.name)),
+        });
+      }
       out(renderTree(p));
     });
   leaf(services, "validate", "validate the registry and each service's prerequisites")
@@ -248,7 +317,11 @@ function build(): Command {
         const { config_invalid: _, ...doc } = report;
         json(doc);
       } else out(r.renderValidation(report));
-      exitCode = report.config_invalid ? ExitCode.usage : report.invalid ? ExitCode.preflight : ExitCode.ok;
+      exitCode = report.config_invalid
+        ? ExitCode.usage
+        : report.invalid
+        ? ExitCode.preflight
+        : ExitCode.ok;
     });
   leaf(services, "readiness", "which services run, which can start, and what stops the others")
     .action(async (o: Common) => {
@@ -261,14 +334,23 @@ function build(): Command {
 
 function fail(e: unknown, asJson: boolean): number {
   if (e instanceof CommanderError) {
-    if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
+    if (
+      e.code === "commander.helpDisplayed" || e.code === "commander.version" ||
+      e.code === "commander.help"
+    ) return 0;
     return ExitCode.usage;
   }
   if (e instanceof ProvisioningError || (e instanceof Error && "exitCode" in e)) {
     const pe = e as ProvisioningError;
     const lines = e instanceof RegistryError ? e.lines() : [pe.message];
-    if (asJson) json({ error: pe.message, exit_code: pe.exitCode, hints: pe.hints, issues: e instanceof RegistryError ? e.issues : undefined });
-    else {
+    if (asJson) {
+      json({
+        error: pe.message,
+        exit_code: pe.exitCode,
+        hints: pe.hints,
+        issues: e instanceof RegistryError ? e.issues : undefined,
+      });
+    } else {
       for (const l of lines) console.error(`❌ ${l}`);
       for (const h of pe.hints) console.error(`   ${h}`);
     }
@@ -277,7 +359,9 @@ function fail(e: unknown, asJson: boolean): number {
   }
   const msg = e instanceof Error ? e.message : String(e);
   if (asJson) json({ error: msg, exit_code: ExitCode.failed });
-  else console.error(`❌ ${msg}${process.env.PROVISIONING_DEBUG ? "" : " (set PROVISIONING_DEBUG=1 for details)"}`);
+  else {console.error(
+      `❌ ${msg}${process.env.PROVISIONING_DEBUG ? "" : " (set PROVISIONING_DEBUG=1 for details)"}`,
+    );}
   if (process.env.PROVISIONING_DEBUG) console.error(e);
   return ExitCode.failed;
 }

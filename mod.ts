@@ -30,12 +30,7 @@ export { Platform } from "./core/platform.ts";
 export type { HealthReport, OpenOptions, StatusReport } from "./core/platform.ts";
 export { planStart, planStop } from "./core/plan.ts";
 export type { StartPlan, StopPlan } from "./core/plan.ts";
-export {
-  ensureOperation,
-  restartServices,
-  startServices,
-  stopServices,
-} from "./core/lifecycle.ts";
+export { ensureOperation, restartServices, startServices, stopServices } from "./core/lifecycle.ts";
 export type {
   LifecycleEvent,
   LifecycleResult,

@@ -44,8 +44,10 @@ export interface WaitHealthyOptions {
   /** Milliseconds from the call until giving up. */
   deadlineMs: number;
   signal?: AbortSignal;
-  /** Pause after the first failed attempt; doubles up to `health.interval` (default 20). */
+  /** Pause after the first failed attempt; doubles up to `maxDelayMs` (default 20). */
   initialDelayMs?: number;
+  /** Longest pause between attempts (default `health.interval`). */
+  maxDelayMs?: number;
   /** Called after every attempt with its result and its 1-based number. */
   onAttempt?: (result: CheckResult, attempt: number) => void;
   /** Polled while waiting; `false` (the process died) ends the wait at once. */
@@ -99,7 +101,7 @@ export async function waitHealthy(
 ): Promise<WaitHealthyResult> {
   const start = performance.now();
   const timeoutMs = target.health.timeout * 1000;
-  const maxDelay = Math.max(1, target.health.interval * 1000);
+  const maxDelay = Math.max(1, opts.maxDelayMs ?? target.health.interval * 1000);
   const stop = new AbortController(); // the caller aborted or the process died
   const onAbort = () => stop.abort(opts.signal?.reason);
   if (opts.signal?.aborted) onAbort();

@@ -42,9 +42,19 @@ export function columns(header: string[], rows: string[][]): string {
 }
 
 /** `services list`. */
-export function renderList(rows: Pick<StatusReport, "name" | "type" | "category" | "status" | "deployment_mode" | "auto_start">[]): string {
+export function renderList(
+  rows: Pick<
+    StatusReport,
+    "name" | "type" | "category" | "status" | "deployment_mode" | "auto_start"
+  >[],
+): string {
   const header = ["name", "type", "category", "status", "deployment_mode", "auto_start"];
-  return columns(header, rows.map((r) => [r.name, r.type, r.category, r.status, r.deployment_mode, String(r.auto_start)]));
+  return columns(
+    header,
+    rows.map((
+      r,
+    ) => [r.name, r.type, r.category, r.status, r.deployment_mode, String(r.auto_start)]),
+  );
 }
 
 function statusLine(s: StatusReport): string {
@@ -74,13 +84,17 @@ export function renderServiceStatus(s: StatusReport): string {
     `Category: ${s.category}`,
     `Status: ${s.status}`,
     `Deployment: ${s.deployment_mode}`,
-    `Health: ${s.health}${s.health_message && s.health !== "healthy" ? ` (${s.health_message})` : ""}`,
+    `Health: ${s.health}${
+      s.health_message && s.health !== "healthy" ? ` (${s.health_message})` : ""
+    }`,
     `Auto-start: ${s.auto_start}`,
   ];
   if (s.pid) lines.push(`PID: ${s.pid}`);
   if (s.uptime_s !== undefined && s.status === "running") lines.push(`Uptime: ${s.uptime_s}s`);
   if (s.restarts) lines.push(`Restarts: ${s.restarts}`);
-  if (s.exit_code !== undefined && s.exit_code !== null) lines.push(`Last exit code: ${s.exit_code}`);
+  if (s.exit_code !== undefined && s.exit_code !== null) {
+    lines.push(`Last exit code: ${s.exit_code}`);
+  }
   if (s.exit_signal) lines.push(`Last exit signal: ${s.exit_signal}`);
   if (s.message) lines.push(`Message: ${s.message}`);
   lines.push(`Dependencies: [${s.dependencies.join(", ")}]`);
@@ -105,7 +119,9 @@ export function healthLine(h: HealthReport): string {
   if (h.state === "not_running") return `⚪ ${h.name}: Not running`;
   if (h.state === "unknown") return `❓ ${h.name}: Unknown - ${h.message}`;
   const icon = h.healthy ? "✅" : "❌";
-  return `${icon} ${h.name}: ${h.healthy ? "Healthy" : "Unhealthy"} - ${h.message} (${h.check_type}, ${h.duration_ms} ms)`;
+  return `${icon} ${h.name}: ${
+    h.healthy ? "Healthy" : "Unhealthy"
+  } - ${h.message} (${h.check_type}, ${h.duration_ms} ms)`;
 }
 
 /** `platform health`. */
@@ -145,19 +161,29 @@ export function renderValidation(r: ValidationReport): string {
 /** A start or stop plan (`--dry-run`). */
 export function renderPlan(plan: StartPlan | StopPlan): string {
   const verb = plan.action === "start" ? "start" : "stop";
-  const out = [bold(`Plan: ${verb} ${plan.services.length} service(s) in ${plan.waves.length} wave(s)`)];
+  const out = [
+    bold(`Plan: ${verb} ${plan.services.length} service(s) in ${plan.waves.length} wave(s)`),
+  ];
   plan.waves.forEach((w, i) => out.push(`  Wave ${i + 1}: ${w.join(", ")}`));
   if (plan.services.length) out.push(`Order: ${plan.services.join(" → ")}`);
   if (plan.action === "start") {
     if (plan.critical_path.length) {
-      out.push(`Critical path: ${plan.critical_path.join(" -> ")} (${plan.critical_path.length} service(s))`);
+      out.push(
+        `Critical path: ${
+          plan.critical_path.join(" -> ")
+        } (${plan.critical_path.length} service(s))`,
+      );
     }
     if (plan.restart.length) out.push(`Restart (--force): ${plan.restart.join(", ")}`);
-    if (plan.already_running.length) out.push(`Already running: ${plan.already_running.join(", ")}`);
+    if (plan.already_running.length) {
+      out.push(`Already running: ${plan.already_running.join(", ")}`);
+    }
   } else {
     if (plan.not_running.length) out.push(`Not running: ${plan.not_running.join(", ")}`);
     for (const b of plan.blocked) {
-      out.push(`❌ Cannot stop ${b.service}: Dependent services running: ${b.dependents.join(", ")}`);
+      out.push(
+        `❌ Cannot stop ${b.service}: Dependent services running: ${b.dependents.join(", ")}`,
+      );
     }
   }
   if (plan.services.length === 0) out.push(`Nothing to ${verb}.`);
@@ -171,7 +197,9 @@ export function renderEvent(e: LifecycleEvent): string[] {
     case "preflight":
       return [
         `Running pre-flight checks for ${e.service}...`,
-        ...(e.findings ?? []).map((f) => `${f.ok ? "✅" : "❌"} ${f.message}${f.ok || !f.hint ? "" : ` (${f.hint})`}`),
+        ...(e.findings ?? []).map((f) =>
+          `${f.ok ? "✅" : "❌"} ${f.message}${f.ok || !f.hint ? "" : ` (${f.hint})`}`
+        ),
       ];
     case "starting":
       return [`${e.dependency ? "Starting dependency" : "Starting service"}: ${e.service}${t}`];
@@ -211,7 +239,11 @@ export function renderResult(r: LifecycleResult): string {
   if (r.ok) lines.push(green(`✅ Done: ${parts.join(", ")} in ${secs(r.elapsed_ms)}`));
   else {
     lines.push(red(`❌ Failed: ${failed.map((o) => `${o.name} (${o.message})`).join(", ")}`));
-    if (blocked.length) lines.push(yellow(`⏸️  Blocked: ${blocked.map((o) => `${o.name} (by ${o.blocked_by})`).join(", ")}`));
+    if (blocked.length) {
+      lines.push(
+        yellow(`⏸️  Blocked: ${blocked.map((o) => `${o.name} (by ${o.blocked_by})`).join(", ")}`),
+      );
+    }
     if (parts.length) lines.push(`   Also: ${parts.join(", ")} in ${secs(r.elapsed_ms)}`);
   }
   return lines.join("\n");
@@ -220,10 +252,16 @@ export function renderResult(r: LifecycleResult): string {
 /** One line of `services monitor`: `2025-10-06 14:30:00 ✅ orchestrator: HTTP health check passed`. */
 export function monitorLine(h: HealthReport, at: Date): string {
   const pad = (n: number) => String(n).padStart(2, "0");
-  const ts = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${pad(at.getHours())}:${
-    pad(at.getMinutes())
-  }:${pad(at.getSeconds())}`;
-  const icon = h.state === "healthy" ? "✅" : h.state === "not_running" ? "⚪" : h.state === "unknown" ? "❓" : "❌";
+  const ts = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${
+    pad(at.getHours())
+  }:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
+  const icon = h.state === "healthy"
+    ? "✅"
+    : h.state === "not_running"
+    ? "⚪"
+    : h.state === "unknown"
+    ? "❓"
+    : "❌";
   return `${ts} ${icon} ${h.name}: ${h.message}`;
 }
 
@@ -245,7 +283,12 @@ export function renderReadiness(rep: {
   ];
   for (const s of rep.services) {
     out.push(`${icon[s.state]} ${s.name} - ${s.type} - ${s.category}`);
-    if (s.issues.length) out.push(`   Issues: ${s.issues.length}`, ...s.issues.map((i) => `   - ${i}`));
+    if (s.issues.length) {
+      out.push(
+        `   Issues: ${s.issues.length}`,
+        ...s.issues.map((i) => `   - ${i}`),
+      );
+    }
   }
   return out.join("\n");
 }

@@ -49,7 +49,9 @@ const id = (name: string) => name.replace(/[^A-Za-z0-9_]/g, "_");
 export function toMermaid(p: Platform): string {
   const lines = ["flowchart LR"];
   for (const s of p.services) lines.push(`  ${id(s.name)}["${s.name}"]`);
-  for (const s of p.services) for (const d of s.dependencies) lines.push(`  ${id(d)} --> ${id(s.name)}`);
+  for (const s of p.services) {
+    for (const d of s.dependencies) lines.push(`  ${id(d)} --> ${id(s.name)}`);
+  }
   return lines.join("\n");
 }
 
@@ -59,11 +61,15 @@ export function toDot(p: Platform): string {
   const categories = [...new Set(p.services.map((s) => s.category))];
   categories.forEach((c, i) => {
     lines.push(`  subgraph cluster_${i} {`, `    label=${JSON.stringify(c)};`);
-    for (const s of p.services.filter((x) => x.category === c)) lines.push(`    ${JSON.stringify(s.name)};`);
+    for (const s of p.services.filter((x) => x.category === c)) {
+      lines.push(`    ${JSON.stringify(s.name)};`);
+    }
     lines.push("  }");
   });
   for (const s of p.services) {
-    for (const d of s.dependencies) lines.push(`  ${JSON.stringify(d)} -> ${JSON.stringify(s.name)};`);
+    for (const d of s.dependencies) {
+      lines.push(`  ${JSON.stringify(d)} -> ${JSON.stringify(s.name)};`);
+    }
   }
   lines.push("}");
   return lines.join("\n");
