@@ -55,7 +55,9 @@ function message(issue: z.core.$ZodIssue): string {
     case "invalid_type": {
       const expected = TYPE_NAMES[issue.expected] ?? issue.expected;
       if (issue.input === undefined) return `Missing required key (expected ${expected})`;
-      if (issue.expected === "int" && typeof issue.input === "number") return "Must be a whole number";
+      if (issue.expected === "int" && typeof issue.input === "number") {
+        return "Must be a whole number";
+      }
       return `Expected ${expected}, got ${describe(issue.input)}`;
     }
     case "invalid_value":

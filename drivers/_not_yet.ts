@@ -11,7 +11,8 @@ import type { Driver, Finding } from "../core/types.ts";
 /** The methods of a driver that cannot run services yet. */
 export function notYetSupported(mode: string): Omit<Driver, "mode" | "config"> {
   const message = `Deployment mode "${mode}" cannot manage services yet`;
-  const fail = () => Promise.reject(new ProvisioningError(message, { exitCode: ExitCode.preflight }));
+  const fail = () =>
+    Promise.reject(new ProvisioningError(message, { exitCode: ExitCode.preflight }));
   return {
     preflight: () => Promise.resolve<Finding[]>([{ ok: false, kind: "prerequisite", message }]),
     start: fail,

@@ -17,5 +17,9 @@ export const remoteConfig = z.strictObject({
 });
 export type RemoteConfig = z.infer<typeof remoteConfig>;
 
-const driver: Driver<RemoteConfig> = { mode: "remote", config: remoteConfig, ...notYetSupported("remote") };
+const driver: Driver<RemoteConfig> = {
+  mode: "remote",
+  config: remoteConfig,
+  ...notYetSupported("remote"),
+};
 export default driver;

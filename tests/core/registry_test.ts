@@ -6,7 +6,12 @@ import { fileURLToPath } from "node:url";
 import { expandString } from "../../core/_expand.ts";
 import { locateKeys } from "../../core/_toml_lines.ts";
 import { PluginRegistry } from "../../core/plugins.ts";
-import { BUNDLED_REGISTRY, discoverRegistry, loadRegistry, validateRegistry } from "../../core/registry.ts";
+import {
+  BUNDLED_REGISTRY,
+  discoverRegistry,
+  loadRegistry,
+  validateRegistry,
+} from "../../core/registry.ts";
 import { RegistryError } from "../../core/errors.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/registries/", import.meta.url));
@@ -28,10 +33,16 @@ for (const file of readdirSync(join(FIXTURES, "invalid")).sort()) {
     assert.equal(v.registry, undefined);
     const got = v.issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
     for (const e of expected) {
-      assert.ok(got.some((g) => g.includes(e)), `expected an issue containing\n  ${e}\ngot\n  ${got.join("\n  ")}`);
+      assert.ok(
+        got.some((g) => g.includes(e)),
+        `expected an issue containing\n  ${e}\ngot\n  ${got.join("\n  ")}`,
+      );
     }
     for (const line of expectations(text, "expect-line")) {
-      assert.ok(v.issues.some((i) => i.line === Number(line)), `expected an issue on line ${line}: ${JSON.stringify(v.issues)}`);
+      assert.ok(
+        v.issues.some((i) => i.line === Number(line)),
+        `expected an issue on line ${line}: ${JSON.stringify(v.issues)}`,
+      );
     }
   });
 }
@@ -47,7 +58,11 @@ for (const file of readdirSync(join(FIXTURES, "valid")).sort()) {
 }
 
 Deno.test("registry applies the spec's defaults", async () => {
-  const reg = await loadRegistry({ config: join(FIXTURES, "valid/minimal.toml"), env: ENV, plugins });
+  const reg = await loadRegistry({
+    config: join(FIXTURES, "valid/minimal.toml"),
+    env: ENV,
+    plugins,
+  });
   const api = reg.byName.get("api")!;
   assert.deepEqual(
     { hc: api.health_check, startup: api.startup, shutdown: api.shutdown },
@@ -66,7 +81,10 @@ Deno.test("registry applies the spec's defaults", async () => {
       shutdown: { signal: "SIGTERM", timeout: 10 },
     },
   );
-  assert.deepEqual(api.deployment, { mode: "binary", binary: { binary_path: "/bin/true", args: [], env: {} } });
+  assert.deepEqual(api.deployment, {
+    mode: "binary",
+    binary: { binary_path: "/bin/true", args: [], env: {} },
+  });
   assert.equal(api.type, "utility");
 });
 
@@ -100,7 +118,9 @@ Deno.test("registry reports every problem at once, with lines", async () => {
 });
 
 Deno.test("locateKeys maps headers, dotted keys and inline tables to lines", () => {
-  const lines = locateKeys('[services.a]\ntype = "x"\nhealth_check.type = "tcp"\n\n[services."b.c".deployment]\nmode = "binary"\n');
+  const lines = locateKeys(
+    '[services.a]\ntype = "x"\nhealth_check.type = "tcp"\n\n[services."b.c".deployment]\nmode = "binary"\n',
+  );
   assert.equal(lines.get("services.a"), 1);
   assert.equal(lines.get("services.a.type"), 2);
   assert.equal(lines.get("services.a.health_check.type"), 3);
@@ -119,9 +139,19 @@ Deno.test("discoverRegistry follows --config, PROVISIONING_SERVICES, project, ho
     writeFileSync(join(home, "config", "services.toml"), "");
     assert.equal(discoverRegistry({ cwd, env }).source, "home");
     writeFileSync(join(cwd, "provisioning", "config", "services.toml"), "");
-    assert.equal(discoverRegistry({ cwd, env }).file, join(cwd, "provisioning", "config", "services.toml"));
-    assert.equal(discoverRegistry({ cwd, env: { ...env, PROVISIONING_SERVICES: "x.toml" } }).file, join(cwd, "x.toml"));
-    assert.equal(discoverRegistry({ cwd, env: { ...env, PROVISIONING_SERVICES: "x.toml" }, config: "/y.toml" }).file, "/y.toml");
+    assert.equal(
+      discoverRegistry({ cwd, env }).file,
+      join(cwd, "provisioning", "config", "services.toml"),
+    );
+    assert.equal(
+      discoverRegistry({ cwd, env: { ...env, PROVISIONING_SERVICES: "x.toml" } }).file,
+      join(cwd, "x.toml"),
+    );
+    assert.equal(
+      discoverRegistry({ cwd, env: { ...env, PROVISIONING_SERVICES: "x.toml" }, config: "/y.toml" })
+        .file,
+      "/y.toml",
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -138,8 +168,14 @@ Deno.test("the bundled registry holds the spec's seven services", async () => {
     "mcp-server",
     "api-gateway",
   ]);
-  assert.deepEqual(reg.services.filter((s) => s.startup.auto_start).map((s) => s.name), ["orchestrator"]);
-  assert.deepEqual(reg.byName.get("api-gateway")!.dependencies, ["orchestrator", "control-center", "mcp-server"]);
+  assert.deepEqual(reg.services.filter((s) => s.startup.auto_start).map((s) => s.name), [
+    "orchestrator",
+  ]);
+  assert.deepEqual(reg.byName.get("api-gateway")!.dependencies, [
+    "orchestrator",
+    "control-center",
+    "mcp-server",
+  ]);
 });
 
 Deno.test("a missing registry file is one clear issue", async () => {

@@ -7,11 +7,20 @@ const INVALID = join(ROOT, "tests/fixtures/registries/invalid");
 
 Deno.test("services list --json lists the seven services, all stopped without state", async () => {
   using t = tempHome();
-  const r = await runCli(["services", "list", "--json", "--config", BUNDLED], { env: { PROVISIONING_HOME: t.home } });
+  const r = await runCli(["services", "list", "--json", "--config", BUNDLED], {
+    env: { PROVISIONING_HOME: t.home },
+  });
   assert.equal(r.code, 0, r.stderr);
   const rows = JSON.parse(r.stdout);
   assert.equal(rows.length, 7);
-  assert.deepEqual(Object.keys(rows[0]).slice(0, 6), ["name", "type", "category", "status", "deployment_mode", "auto_start"]);
+  assert.deepEqual(Object.keys(rows[0]).slice(0, 6), [
+    "name",
+    "type",
+    "category",
+    "status",
+    "deployment_mode",
+    "auto_start",
+  ]);
   assert.deepEqual(rows[0], {
     name: "orchestrator",
     type: "platform",
@@ -28,11 +37,21 @@ Deno.test("services list prints the spec's columns and filters by category", asy
   const env = { PROVISIONING_HOME: t.home };
   const r = await runCli(["services", "list", "--config", BUNDLED], { env });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout.split("\n")[0], /^name\s+type\s+category\s+status\s+deployment_mode\s+auto_start$/);
+  assert.match(
+    r.stdout.split("\n")[0],
+    /^name\s+type\s+category\s+status\s+deployment_mode\s+auto_start$/,
+  );
   assert.match(r.stdout, /coredns\s+infrastructure\s+dns\s+stopped\s+docker\s+false/);
-  const c = await runCli(["services", "list", "--category", "api", "--json", "--config", BUNDLED], { env });
-  assert.deepEqual(JSON.parse(c.stdout).map((x: { name: string }) => x.name), ["mcp-server", "api-gateway"]);
-  const running = await runCli(["services", "list", "--running", "--json", "--config", BUNDLED], { env });
+  const c = await runCli(["services", "list", "--category", "api", "--json", "--config", BUNDLED], {
+    env,
+  });
+  assert.deepEqual(JSON.parse(c.stdout).map((x: { name: string }) => x.name), [
+    "mcp-server",
+    "api-gateway",
+  ]);
+  const running = await runCli(["services", "list", "--running", "--json", "--config", BUNDLED], {
+    env,
+  });
   assert.deepEqual(JSON.parse(running.stdout), []);
 });
 
@@ -40,12 +59,21 @@ Deno.test("services dependencies shows dependencies and 'Required by'", async ()
   const r = await runCli(["services", "dependencies", "orchestrator", "--config", BUNDLED]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /## orchestrator\n- Type: platform\n- Category: orchestration/);
-  assert.match(r.stdout, /- Required by:\n {2}- control-center\n {2}- mcp-server\n {2}- api-gateway/);
-  const j = JSON.parse((await runCli(["services", "dependencies", "api-gateway", "--json", "--config", BUNDLED])).stdout);
+  assert.match(
+    r.stdout,
+    /- Required by:\n {2}- control-center\n {2}- mcp-server\n {2}- api-gateway/,
+  );
+  const j = JSON.parse(
+    (await runCli(["services", "dependencies", "api-gateway", "--json", "--config", BUNDLED]))
+      .stdout,
+  );
   assert.deepEqual(j.dependencies, ["orchestrator", "control-center", "mcp-server"]);
   assert.deepEqual(j.required_by, []);
   const tree = await runCli(["services", "dependencies", "--config", BUNDLED]);
-  assert.match(tree.stdout, /orchestrator \(order: 10\)\n(.*\n)*.*─> control-center \(order: 20\)\n.*└─> api-gateway \(order: 45\)/);
+  assert.match(
+    tree.stdout,
+    /orchestrator \(order: 10\)\n(.*\n)*.*─> control-center \(order: 20\)\n.*└─> api-gateway \(order: 45\)/,
+  );
 });
 
 Deno.test("services dependencies --format mermaid|dot draws every edge", async () => {
@@ -63,15 +91,27 @@ Deno.test("services dependencies --format mermaid|dot draws every edge", async (
 Deno.test("platform start --dry-run prints waves, order and critical path without starting", async () => {
   using t = tempHome();
   const env = { PROVISIONING_HOME: t.home };
-  const r = await runCli(["platform", "start", "--dry-run", "api-gateway", "--json", "--config", BUNDLED], { env });
+  const r = await runCli([
+    "platform",
+    "start",
+    "--dry-run",
+    "api-gateway",
+    "--json",
+    "--config",
+    BUNDLED,
+  ], { env });
   assert.equal(r.code, 0, r.stderr);
   const plan = JSON.parse(r.stdout);
-  assert.deepEqual(plan.waves, [["orchestrator"], ["control-center", "mcp-server"], ["api-gateway"]]);
+  assert.deepEqual(plan.waves, [["orchestrator"], ["control-center", "mcp-server"], [
+    "api-gateway",
+  ]]);
   assert.deepEqual(plan.services, ["orchestrator", "control-center", "mcp-server", "api-gateway"]);
   assert.equal(plan.critical_path.length, 3);
   const text = await runCli(["platform", "start", "--dry-run", "--config", BUNDLED], { env });
   assert.match(text.stdout, /Plan: start 1 service\(s\) in 1 wave\(s\)\n {2}Wave 1: orchestrator/);
-  const stop = await runCli(["platform", "stop", "--dry-run", "--json", "--config", BUNDLED], { env });
+  const stop = await runCli(["platform", "stop", "--dry-run", "--json", "--config", BUNDLED], {
+    env,
+  });
   assert.deepEqual(JSON.parse(stop.stdout).services, []);
 });
 
@@ -80,7 +120,10 @@ Deno.test("services check reports an operation's services and exits 1 when they 
   const env = { PROVISIONING_HOME: t.home };
   const r = await runCli(["services", "check", "server", "--config", BUNDLED], { env });
   assert.equal(r.code, 1);
-  assert.equal(r.stdout.trim(), "Operation: server\nRequired services: orchestrator\nAll running: false");
+  assert.equal(
+    r.stdout.trim(),
+    "Operation: server\nRequired services: orchestrator\nAll running: false",
+  );
   const j = await runCli(["services", "check", "api", "--json", "--config", BUNDLED], { env });
   assert.deepEqual(JSON.parse(j.stdout), {
     operation: "api",
@@ -95,21 +138,37 @@ Deno.test("services check reports an operation's services and exits 1 when they 
 
 Deno.test("platform status without state shows every service stopped", async () => {
   using t = tempHome();
-  const r = await runCli(["platform", "status", "--json", "--config", BUNDLED], { env: { PROVISIONING_HOME: t.home } });
+  const r = await runCli(["platform", "status", "--json", "--config", BUNDLED], {
+    env: { PROVISIONING_HOME: t.home },
+  });
   assert.equal(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout);
   assert.equal(s.running, 0);
   assert.equal(s.total, 7);
-  assert.deepEqual(Object.keys(s.services[0]).filter((k) => ["name", "status", "health", "restarts", "dependencies"].includes(k)).sort(), ["dependencies", "health", "name", "restarts", "status"]);
-  const text = await runCli(["platform", "status", "--config", BUNDLED], { env: { PROVISIONING_HOME: t.home } });
-  assert.match(text.stdout, /Platform Services Status\nRunning: 0\/7\n\n=== ORCHESTRATION ===\n⚪ orchestrator - stopped ❓/);
+  assert.deepEqual(
+    Object.keys(s.services[0]).filter((k) =>
+      ["name", "status", "health", "restarts", "dependencies"].includes(k)
+    ).sort(),
+    ["dependencies", "health", "name", "restarts", "status"],
+  );
+  const text = await runCli(["platform", "status", "--config", BUNDLED], {
+    env: { PROVISIONING_HOME: t.home },
+  });
+  assert.match(
+    text.stdout,
+    /Platform Services Status\nRunning: 0\/7\n\n=== ORCHESTRATION ===\n⚪ orchestrator - stopped ❓/,
+  );
 });
 
 Deno.test("services validate reports the demo registry valid and exits 0", async () => {
   const r = await runCli(["services", "validate", "--json", "--config", DEMO_REGISTRY]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const rep = JSON.parse(r.stdout);
-  assert.deepEqual({ total: rep.total, valid: rep.valid, invalid: rep.invalid }, { total: 7, valid: 7, invalid: 0 });
+  assert.deepEqual({ total: rep.total, valid: rep.valid, invalid: rep.invalid }, {
+    total: 7,
+    valid: 7,
+    invalid: 0,
+  });
 });
 
 Deno.test("services validate of an invalid registry lists each problem and exits 2", async () => {
@@ -117,18 +176,37 @@ Deno.test("services validate of an invalid registry lists each problem and exits
   const r = await runCli(["services", "validate", "--config", file]);
   assert.equal(r.code, 2);
   assert.match(r.stdout, /Total services: 3\nValid: 0\nInvalid: 3/);
-  assert.match(r.stdout, /❌ c:\n {2}- .*several_problems\.toml:\d+: services\.c\.dependencies: Unknown dependency "zzz"/);
+  assert.match(
+    r.stdout,
+    /❌ c:\n {2}- .*several_problems\.toml:\d+: services\.c\.dependencies: Unknown dependency "zzz"/,
+  );
   const j = await runCli(["services", "validate", "--json", "--config", file]);
   const rep = JSON.parse(j.stdout);
-  assert.deepEqual(Object.keys(rep).sort(), ["errors", "file", "invalid", "services", "total", "valid"]);
+  assert.deepEqual(Object.keys(rep).sort(), [
+    "errors",
+    "file",
+    "invalid",
+    "services",
+    "total",
+    "valid",
+  ]);
 });
 
 Deno.test("a broken registry gives one clear line per problem and exit 2, never a stack", async () => {
   const r = await runCli(["services", "list", "--config", join(INVALID, "cycle_two.toml")]);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /cycle_two\.toml:\d+: services\.a\.dependencies: Dependency cycle: a -> b -> a/);
+  assert.match(
+    r.stderr,
+    /cycle_two\.toml:\d+: services\.a\.dependencies: Dependency cycle: a -> b -> a/,
+  );
   assert.doesNotMatch(r.stderr, /\bat .*\.ts:\d+/);
-  const j = await runCli(["services", "list", "--json", "--config", join(INVALID, "cycle_two.toml")]);
+  const j = await runCli([
+    "services",
+    "list",
+    "--json",
+    "--config",
+    join(INVALID, "cycle_two.toml"),
+  ]);
   assert.equal(JSON.parse(j.stdout).exit_code, 2);
 });
 
@@ -137,6 +215,9 @@ Deno.test("usage errors exit 2", async () => {
   const r = await runCli(["services", "status", "orchestrater", "--config", BUNDLED]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /Unknown service "orchestrater"\n.*Did you mean "orchestrator"\?/);
-  assert.equal((await runCli(["platform", "logs", "orchestrator", "--lines", "x", "--config", BUNDLED])).code, 2);
+  assert.equal(
+    (await runCli(["platform", "logs", "orchestrator", "--lines", "x", "--config", BUNDLED])).code,
+    2,
+  );
   assert.equal((await runCli(["--help"])).code, 0);
 });
