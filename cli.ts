@@ -9,6 +9,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import {
+  defaultHome,
   ensureOperation,
   ExitCode,
   type LifecycleEvent,
@@ -23,6 +24,9 @@ import {
   restartServices,
   startServices,
   stopServices,
+  stopSupervisor,
+  Supervisor,
+  supervisorStatus,
   UsageError,
   validateServices,
 } from "./mod.ts";
@@ -329,6 +333,40 @@ function build(): Command {
       if (o.json) return json(rep);
       out(r.renderReadiness(rep));
     });
+
+  // ---- supervisor ----
+  const sup = program.command("supervisor").description(
+    "the per-home watcher that restarts crashed services (started on demand)",
+  );
+  sup.command("run").description(
+    "run the supervisor in the foreground (normally started on demand)",
+  )
+    .action(async () => {
+      await new Supervisor(defaultHome(process.env)).run();
+    });
+  sup.command("status").description("what the supervisor watches").option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      const s = await supervisorStatus(defaultHome(process.env));
+      if (o.json) return json(s ?? { running: false });
+      if (!s) return out("Supervisor: not running");
+      out(`Supervisor: running (pid ${s.pid})`);
+      for (const x of s.services) {
+        out(
+          `  ${x.name} - ${x.phase}${x.pid ? ` (pid ${x.pid})` : ""}${
+            x.streak ? `, ${x.streak} crash(es) in a row` : ""
+          }`,
+        );
+      }
+    });
+  sup.command("stop").description("stop the supervisor (services keep running)").action(
+    async () => {
+      out(
+        await stopSupervisor(defaultHome(process.env))
+          ? "Supervisor stopped"
+          : "Supervisor: not running",
+      );
+    },
+  );
   return program;
 }
 

@@ -41,6 +41,8 @@ export type {
 export { preflight, readiness } from "./core/preflight.ts";
 export type { ReadinessEntry } from "./core/preflight.ts";
 export { monitor } from "./core/monitor.ts";
+export { Supervisor } from "./core/supervisor.ts";
+export { stopSupervisor, supervisorStatus } from "./core/supervise.ts";
 export { validateServices } from "./core/validate.ts";
 export type { ServiceValidation, ValidationReport } from "./core/validate.ts";
 export {

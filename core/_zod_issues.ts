@@ -60,6 +60,11 @@ function message(issue: z.core.$ZodIssue): string {
       }
       return `Expected ${expected}, got ${describe(issue.input)}`;
     }
+    case "invalid_union": {
+      // The branch that accepted the input's type says what is wrong with its value.
+      const specific = issue.errors.flat().find((i) => i.code !== "invalid_type");
+      return specific ? message(specific) : issue.message;
+    }
     case "invalid_value":
       return `Invalid value: expected one of ${
         issue.values.map((v) => JSON.stringify(v)).join(", ")

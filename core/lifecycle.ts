@@ -13,6 +13,14 @@ import type { Platform } from "./platform.ts";
 import { planStart, planStop, type StartPlan, type StopPlan } from "./plan.ts";
 import { preflight } from "./preflight.ts";
 import { readState, withLock, writeState } from "./state.ts";
+import {
+  needsSupervisor,
+  reviveSupervisor,
+  superviseAdopt,
+  superviseReady,
+  superviseStart,
+  unwatch,
+} from "./supervise.ts";
 import type { Finding, Handle, Service, ServiceState } from "./types.ts";
 
 /** One step of a start or stop. */
@@ -171,6 +179,7 @@ export async function startServices(
   opts: StartOptions = {},
 ): Promise<LifecycleResult<StartPlan>> {
   const { elapsed, emit } = clock(opts.onEvent);
+  await reviveSupervisor(p);
   const plan = await planStart(p, names, { force: opts.force });
   if (plan.restart.length) {
     await stopServices(p, plan.restart, { ignoreDependents: true, onEvent: opts.onEvent });
@@ -241,9 +250,11 @@ async function startOne(
     return await withLock(p.paths, name, async () => {
       const driver = await p.plugins.driver(svc.deployment.mode);
       const ctx = p.context(o.signal);
+      const supervised = needsSupervisor(svc, p.env);
       if (!o.restarting) {
         const rt = await driver.status(svc, ctx);
         if (rt.status === "running") {
+          if (supervised) await superviseAdopt(p, svc);
           o.emit({ type: "running", service: name, pid: rt.pid, dependency: o.dependency });
           return { name, status: "already_running" as const, pid: rt.pid };
         }
@@ -265,16 +276,18 @@ async function startOne(
         }
       }
       o.emit({ type: "starting", service: name, dependency: o.dependency });
-      const handle = await driver.start(svc, ctx);
+      const handle = supervised ? await superviseStart(p, svc) : await driver.start(svc, ctx);
       o.emit({ type: "started", service: name, pid: handle.pid, dependency: o.dependency });
       o.emit({ type: "waiting", service: name, pid: handle.pid, dependency: o.dependency });
       const ready = await waitReady(p, svc, handle, o.signal);
       if (!ready.healthy) {
+        if (supervised) await unwatch(p, name);
         await driver.stop(svc, ctx).catch(() => {});
         await patchState(p, svc, { status: "failed", message: ready.message });
         return fail(ready.message, { pid: handle.pid });
       }
       await patchState(p, svc, { status: "running", message: undefined });
+      if (supervised) await superviseReady(p, svc);
       o.emit({
         type: "healthy",
         service: name,
@@ -313,8 +326,12 @@ async function waitReady(
     exit = e;
     ac.abort();
   });
-  const isAlive = async () =>
-    exit === undefined && (await driver.status(svc, p.context())).status === "running";
+  // While it starts, the driver reports "starting" (binary) or already "running" (others).
+  const isAlive = async () => {
+    if (exit !== undefined) return false;
+    const { status } = await driver.status(svc, p.context());
+    return status === "starting" || status === "running";
+  };
   try {
     if (svc.health_check.type === "none") {
       return (await isAlive())
@@ -378,6 +395,7 @@ export async function stopServices(
       try {
         await withLock(p.paths, name, async () => {
           const driver = await p.plugins.driver(svc.deployment.mode);
+          await unwatch(p, name);
           await driver.stop(svc, p.context(opts.signal), {
             force: opts.force,
             signal: opts.signal,

@@ -62,9 +62,11 @@ export async function planStart(
     : p.services.filter((s) => s.startup.auto_start).map((s) => s.name);
   const needed = p.graph.order(requested);
   const statuses = opts.statuses ?? await runtimeStatuses(p, needed);
-  const running = needed.filter((n) => isUp(statuses.get(n)));
+  // A "starting" service is not running yet: it goes through startOne, which waits for the lock
+  // its starter holds until it is healthy (or failed), so its dependents wait too.
+  const running = needed.filter((n) => statuses.get(n) === "running");
   const restart = opts.force ? running.filter((n) => requested.includes(n)) : [];
-  const services = needed.filter((n) => !isUp(statuses.get(n)) || restart.includes(n));
+  const services = needed.filter((n) => statuses.get(n) !== "running" || restart.includes(n));
   return {
     action: "start",
     requested,

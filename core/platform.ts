@@ -12,6 +12,7 @@ import { PluginRegistry } from "./plugins.ts";
 import { type DiscoverOptions, loadRegistry } from "./registry.ts";
 import { suggest } from "./_suggest.ts";
 import { defaultHome, statePaths } from "./state.ts";
+import { reviveSupervisor } from "./supervise.ts";
 import type {
   CheckResult,
   DriverContext,
@@ -168,9 +169,10 @@ export class Platform {
   }
 
   /** Status of many services at once (all by default), in registry order. */
-  statusAll(opts: { names?: string[]; health?: boolean } = {}): Promise<StatusReport[]> {
+  async statusAll(opts: { names?: string[]; health?: boolean } = {}): Promise<StatusReport[]> {
+    await reviveSupervisor(this);
     const names = opts.names ?? this.services.map((s) => s.name);
-    return Promise.all(names.map((n) => this.status(n, opts)));
+    return await Promise.all(names.map((n) => this.status(n, opts)));
   }
 
   /** `services check OP`: what an operation requires and whether it all runs. */

@@ -57,13 +57,24 @@ export function discoverRegistry(opts: DiscoverOptions = {}): { file: string; so
 /** Parsed TOML plus where each key was written. */
 export interface ParsedToml {
   data: Record<string, unknown>;
-  lines: Map<string, number>;
+  /**
+   * Dotted path → 1-based line. Located on first access only: a valid registry never needs it,
+   * and scanning a large file for key lines costs more than parsing it.
+   */
+  readonly lines: Map<string, number>;
 }
 
 /** Step: parse. A syntax error becomes one issue with line and column. */
 export function parseRegistryToml(source: string): ParsedToml | RegistryIssue {
   try {
-    return { data: parse(source) as Record<string, unknown>, lines: locateKeys(source) };
+    const data = parse(source) as Record<string, unknown>;
+    let lines: Map<string, number> | undefined;
+    return {
+      data,
+      get lines() {
+        return (lines ??= locateKeys(source));
+      },
+    };
   } catch (e) {
     if (!(e instanceof TomlError)) throw e;
     const detail = e.message.split("\n")[0].replace(/^Invalid TOML document: /, "");
@@ -106,10 +117,10 @@ export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
   }
   const parsed = parseRegistryToml(text);
   if (!("data" in parsed)) return { names: [], services: [], issues: [parsed] };
-  const { data, lines } = parsed;
+  const { data } = parsed; // parsed.lines is read only when there is an issue to place
   const at = (issue: RegistryIssue, segs: (string | number)[]): RegistryIssue => ({
     ...issue,
-    line: issue.line ?? lineOf(lines, segs),
+    line: issue.line ?? lineOf(parsed.lines, segs),
   });
 
   const issues: RegistryIssue[] = [];
@@ -124,7 +135,10 @@ export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
   const names = Object.keys(rawServices);
   const vars = { ...env, PROVISIONING_REGISTRY_DIR: dirname(file) };
   for (const i of expandTree(rawServices, vars, ["services"])) {
-    issues.push({ ...i, line: lines.get(i.path) ?? lineOf(lines, i.path.split(".")) });
+    issues.push({
+      ...i,
+      line: parsed.lines.get(i.path) ?? lineOf(parsed.lines, i.path.split(".")),
+    });
   }
 
   const services: Service[] = [];
@@ -136,7 +150,7 @@ export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
 
   const graph = new Graph(services);
   for (const p of graph.problems()) {
-    issues.push({ ...p, line: lineOf(lines, p.path.split(".")) });
+    issues.push({ ...p, line: lineOf(parsed.lines, p.path.split(".")) });
   }
   const result: Validation = {
     names,

@@ -37,7 +37,7 @@ export const startupSchema = z.strictObject({
   start_order: z.number().int("Must be a whole number").default(100),
   restart_on_failure: z.boolean().default(false),
   max_restarts: count(3),
-  restart_delay: seconds(1),
+  restart_delay: seconds(0.5),
   restart_delay_max: seconds(30),
   restart_window: seconds(60),
 });
@@ -48,6 +48,36 @@ export const shutdownSchema = z.strictObject({
   )
     .pipe(z.enum(SIGNALS)).default("SIGTERM"),
   timeout: z.number().min(0, "Must not be negative").default(10),
+});
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  kb: 1e3,
+  kib: 1024,
+  mb: 1e6,
+  mib: 1024 ** 2,
+  gb: 1e9,
+  gib: 1024 ** 3,
+};
+
+/** A size: bytes as a number, or a string such as `"10MB"` / `"512 KiB"`. */
+export const sizeSchema = z.union([
+  z.number().int().positive(),
+  z.string().regex(
+    /^\s*\d+(\.\d+)?\s*(b|kb|kib|mb|mib|gb|gib)?\s*$/i,
+    'Invalid size: use bytes or e.g. "10MB"',
+  )
+    .transform((s) => {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(s)!;
+      return Math.round(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
+    }),
+]);
+
+/** `[services.X.logs]`: size-based rotation of `services/logs/<name>.log`. */
+export const logsSchema = z.strictObject({
+  max_size: sizeSchema.default(10 * 1024 * 1024),
+  keep: z.number().int("Must be a whole number").min(0).default(5),
 });
 
 /** `[services.X.health_check]` minus its per-type sub-table. */
@@ -82,6 +112,7 @@ export const serviceSchema = z.strictObject({
   }),
   startup: startupSchema.default(startupSchema.parse({})),
   shutdown: shutdownSchema.default(shutdownSchema.parse({})),
+  logs: logsSchema.default(logsSchema.parse({})),
 });
 
 /** The whole file. */

@@ -34,7 +34,7 @@ export interface StartupConfig {
   start_order: number;
   restart_on_failure: boolean;
   max_restarts: number;
-  /** First restart delay in seconds; doubles per restart (default 1). */
+  /** Delay before the second restart in a row, in seconds; doubles per restart (default 0.5). The first restart is immediate. */
   restart_delay: number;
   /** Cap of the restart delay in seconds (default 30). */
   restart_delay_max: number;
@@ -48,6 +48,14 @@ export interface ShutdownConfig {
   signal: string;
   /** Seconds to wait after the signal before SIGKILL (default 10). */
   timeout: number;
+}
+
+/** `[services.X.logs]` after defaults. */
+export interface LogsConfig {
+  /** Rotate the log when it grows past this many bytes (default 10 MiB). */
+  max_size: number;
+  /** Rotated files kept: `<name>.log.1` ... `<name>.log.<keep>` (default 5). */
+  keep: number;
 }
 
 /** `[services.X.deployment]`: the mode and its table (`binary`, `docker`, `docker_compose` ...). */
@@ -69,6 +77,7 @@ export interface Service {
   health_check: HealthCheckConfig;
   startup: StartupConfig;
   shutdown: ShutdownConfig;
+  logs: LogsConfig;
 }
 
 /** A loaded, validated registry. */

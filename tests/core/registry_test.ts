@@ -74,13 +74,14 @@ Deno.test("registry applies the spec's defaults", async () => {
         start_order: 100,
         restart_on_failure: false,
         max_restarts: 3,
-        restart_delay: 1,
+        restart_delay: 0.5,
         restart_delay_max: 30,
         restart_window: 60,
       },
       shutdown: { signal: "SIGTERM", timeout: 10 },
     },
   );
+  assert.deepEqual(api.logs, { max_size: 10 * 1024 * 1024, keep: 5 });
   assert.deepEqual(api.deployment, {
     mode: "binary",
     binary: { binary_path: "/bin/true", args: [], env: {} },

@@ -1,0 +1,119 @@
+/**
+ * The supervisor's wire protocol: one JSON request and one JSON reply per connection, each a
+ * single line, over a unix socket in the state directory (owner-only permissions).
+ *
+ * @module
+ */
+import { createConnection, createServer, type Server } from "node:net";
+
+/** Send one request; undefined when nothing listens (no supervisor). */
+export function request<T = Record<string, unknown>>(
+  socket: string,
+  msg: Record<string, unknown>,
+  timeoutMs = 30_000,
+): Promise<T | undefined> {
+  return new Promise((resolve, reject) => {
+    const conn = createConnection(socket);
+    let buf = "";
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new Error(`Supervisor did not answer "${msg.op}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    conn.on("connect", () => conn.write(JSON.stringify(msg) + "\n"));
+    conn.on("data", (d) => (buf += d));
+    conn.on("end", () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(buf) as T);
+      } catch {
+        reject(new Error(`Supervisor sent an unreadable reply to "${msg.op}"`));
+      }
+    });
+    conn.on("error", (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (e.code === "ENOENT" || e.code === "ECONNREFUSED") resolve(undefined);
+      else reject(e);
+    });
+  });
+}
+
+type Handler = (msg: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+/** A listening server that can be closed. */
+export interface Listener {
+  close(): Promise<void>;
+}
+
+async function answer(handle: Handler, line: string): Promise<string> {
+  try {
+    return JSON.stringify(await handle(JSON.parse(line)));
+  } catch (e) {
+    const err = e as Error & { exitCode?: number };
+    return JSON.stringify({ ok: false, error: err.message, exit_code: err.exitCode ?? 1 });
+  }
+}
+
+/**
+ * Serve requests on `socket`; `handle` answers each one (its errors become `{ok: false}`).
+ *
+ * Under Deno the listener is `Deno.listen`: Deno's `node:net` unix listener is not
+ * close-on-exec, so every service the supervisor spawns would inherit it and keep the socket
+ * accepting (and hanging clients) after the supervisor dies.
+ */
+export function serve(socket: string, handle: Handler): Promise<Listener> {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno) return Promise.resolve(serveDeno(deno, socket, handle));
+  const server: Server = createServer((conn) => {
+    let buf = "";
+    conn.on("error", () => {});
+    conn.on("data", async (d) => {
+      buf += d;
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) conn.end(await answer(handle, buf.slice(0, nl)));
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(
+      socket,
+      () => resolve({ close: () => new Promise<void>((r) => server.close(() => r())) }),
+    );
+  });
+}
+
+function serveDeno(deno: typeof Deno, socket: string, handle: Handler): Listener {
+  const listener = deno.listen({ transport: "unix", path: socket });
+  const conns = new Set<Deno.Conn>();
+  const serveConn = async (conn: Deno.Conn) => {
+    conns.add(conn);
+    try {
+      let buf = "";
+      const chunk = new Uint8Array(65536);
+      while (!buf.includes("\n")) {
+        const n = await conn.read(chunk);
+        if (n === null) return;
+        buf += new TextDecoder().decode(chunk.subarray(0, n));
+      }
+      const reply = new TextEncoder().encode(await answer(handle, buf.slice(0, buf.indexOf("\n"))));
+      for (let off = 0; off < reply.length;) off += await conn.write(reply.subarray(off));
+    } catch {
+      // the client went away
+    } finally {
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+  };
+  const loop = (async () => {
+    try {
+      for await (const conn of listener) serveConn(conn);
+    } catch { /* closed */ }
+  })();
+  return {
+    close: async () => {
+      listener.close();
+      await loop;
+    },
+  };
+}

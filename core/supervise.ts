@@ -1,0 +1,130 @@
+/**
+ * The CLI's side of the supervisor: start it on demand, hand it the services that need
+ * watching, tell it when a start is complete or a stop is wanted. Everything works without
+ * it (status reads the state files); `PROVISIONING_NO_SUPERVISOR=1` turns it off.
+ *
+ * @module
+ */
+import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { readdir } from "node:fs/promises";
+import { request } from "./_ipc.ts";
+import { selfCommand } from "./_self.ts";
+import { ProvisioningError } from "./errors.ts";
+import type { Platform } from "./platform.ts";
+import { ensureDirs, statePaths, withLock } from "./state.ts";
+import { supervisorFiles, type WatchSpec } from "./supervisor.ts";
+import type { Handle, Service, StatePaths } from "./types.ts";
+
+/** Whether a service needs a watcher that outlives the CLI. */
+export function needsSupervisor(svc: Service, env: Record<string, string | undefined>): boolean {
+  if (env.PROVISIONING_NO_SUPERVISOR === "1") return false;
+  return svc.deployment.mode === "binary" &&
+    (svc.startup.restart_on_failure || svc.health_check.type !== "none");
+}
+
+/** Ask the running supervisor; undefined when none runs. */
+export function askSupervisor<T = Record<string, unknown>>(
+  paths: StatePaths,
+  msg: Record<string, unknown>,
+): Promise<T | undefined> {
+  return request<T>(supervisorFiles(paths).socket, msg);
+}
+
+/** Start the supervisor of this home unless it runs; resolves once it answers. */
+export async function ensureSupervisor(p: Platform): Promise<void> {
+  if (await askSupervisor(p.paths, { op: "ping" })) return;
+  await withLock(p.paths, "supervisor", async () => {
+    if (await askSupervisor(p.paths, { op: "ping" })) return;
+    await ensureDirs(p.paths);
+    const files = supervisorFiles(p.paths);
+    const out = openSync(files.log, "a", 0o600);
+    try {
+      const self = selfCommand(["supervisor", "run"]);
+      const child = spawn(self.command, self.args, {
+        detached: true,
+        stdio: ["ignore", out, out],
+        env: { ...p.env, PROVISIONING_HOME: p.paths.home } as Record<string, string>,
+      });
+      child.on("error", () => {});
+      child.unref();
+    } finally {
+      closeSync(out);
+    }
+    const deadline = Date.now() + 15_000;
+    for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
+      if (await askSupervisor(p.paths, { op: "ping" }).catch(() => undefined)) return;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+    throw new ProvisioningError(`Cannot start the supervisor: no answer on ${files.socket}`, {
+      hints: [`See ${files.log}`],
+    });
+  }, { waitMs: 30_000 });
+}
+
+function spec(p: Platform, svc: Service): WatchSpec {
+  return { service: svc, env: p.env, cwd: process.cwd() };
+}
+
+/** Start `svc` as a child of the supervisor (so its crash is seen at once). */
+export async function superviseStart(p: Platform, svc: Service): Promise<Handle> {
+  await ensureSupervisor(p);
+  const r = await askSupervisor<{ ok: boolean; pid?: number; error?: string; exit_code?: number }>(
+    p.paths,
+    { op: "start", ...spec(p, svc) },
+  );
+  if (!r?.ok) {
+    throw new ProvisioningError(
+      r?.error ?? `Cannot start "${svc.name}": the supervisor went away`,
+      {
+        exitCode: r?.exit_code ?? 1,
+      },
+    );
+  }
+  return { pid: r.pid };
+}
+
+/** The start completed (healthy): crashes from now on are the supervisor's to recover. */
+export async function superviseReady(p: Platform, svc: Service): Promise<void> {
+  await askSupervisor(p.paths, { op: "ready", name: svc.name });
+}
+
+/** Make sure a running service is watched (it may predate the supervisor). */
+export async function superviseAdopt(p: Platform, svc: Service): Promise<void> {
+  await ensureSupervisor(p);
+  await askSupervisor(p.paths, { op: "adopt", ...spec(p, svc) });
+}
+
+/** The user stops the service: its exit is not a crash. */
+export async function unwatch(p: Platform, name: string): Promise<void> {
+  await askSupervisor(p.paths, { op: "unwatch", name });
+}
+
+/** What the supervisor of `home` watches, or undefined when none runs. */
+export function supervisorStatus(home: string): Promise<
+  | {
+    ok: boolean;
+    pid: number;
+    services: { name: string; phase: string; pid?: number; streak: number }[];
+  }
+  | undefined
+> {
+  return askSupervisor(statePaths(home), { op: "status" });
+}
+
+/** Ask the supervisor of `home` to exit (services keep running); false when none runs. */
+export async function stopSupervisor(home: string): Promise<boolean> {
+  return !!(await askSupervisor(statePaths(home), { op: "shutdown" }));
+}
+
+/**
+ * Services are watched (`run/watch/*.json`) but no supervisor answers — it was killed: start a
+ * new one, which re-adopts them. Cheap when there is nothing to do (one readdir).
+ */
+export async function reviveSupervisor(p: Platform): Promise<void> {
+  if (p.env.PROVISIONING_NO_SUPERVISOR === "1") return;
+  const watched = await readdir(supervisorFiles(p.paths).watchDir).catch(() => [] as string[]);
+  if (!watched.some((f) => f.endsWith(".json"))) return;
+  if (await askSupervisor(p.paths, { op: "ping" }).catch(() => undefined)) return;
+  await ensureSupervisor(p);
+}

@@ -1,0 +1,530 @@
+/**
+ * The supervisor: one long-lived, detached process per `$PROVISIONING_HOME` that watches the
+ * services which need watching (`restart_on_failure`, or a health check), restarts crashed ones
+ * with backoff, restarts or flags services whose liveness check fails, and rotates their logs.
+ *
+ * It is the parent of the services it starts, so a crash is seen at once (the kernel tells it),
+ * not at the next health interval. Services still run in their own process groups: `kill -9` of
+ * the supervisor leaves them running, and the next supervisor re-adopts them from
+ * `run/watch/<name>.json` (a re-adopted service is not its child: its death is seen by polling
+ * its PID every second until the supervisor restarts it, then it is a child again).
+ *
+ * The CLI talks to it over `run/supervisor.sock` (`_ipc.ts`) and works without it.
+ *
+ * @module
+ */
+import { appendFile, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { chmod } from "node:fs/promises";
+import { waitHealthy, watch } from "../checks/prober.ts";
+import { type Listener, serve } from "./_ipc.ts";
+import { rotateIfLarger } from "./_log_rotate.ts";
+import { nextStreak, restartDelayMs } from "./_restart_policy.ts";
+import { PluginRegistry } from "./plugins.ts";
+import { isAlive, processStartTime } from "./process.ts";
+import {
+  ensureDirs,
+  logFile,
+  readState,
+  safeName,
+  statePaths,
+  writeFileAtomic,
+  writeState,
+} from "./state.ts";
+import type { DriverContext, Service, ServiceState, StatePaths } from "./types.ts";
+
+/** What the supervisor keeps of a watched service (also `run/watch/<name>.json`). */
+export interface WatchSpec {
+  service: Service;
+  env: Record<string, string | undefined>;
+  cwd: string;
+}
+
+interface Entry extends WatchSpec {
+  name: string;
+  /** starting: the CLI owns the start attempt · running: crashes are ours · backoff/restarting: recovering. */
+  phase: "starting" | "running" | "backoff" | "restarting";
+  pid?: number;
+  pidStart?: string;
+  /** Crashes in a row (reset after `restart_window` seconds of uptime). */
+  streak: number;
+  startedAt: number;
+  /** Aborts the health watch, liveness poll and backoff timer of the current incarnation. */
+  ac: AbortController;
+  lastExit?: { code: number | null; signal: string | null };
+}
+
+/** Paths of the supervisor's own files. */
+export function supervisorFiles(paths: StatePaths) {
+  return {
+    socket: join(paths.run, "supervisor.sock"),
+    pid: join(paths.run, "supervisor.pid"),
+    log: join(paths.run, "supervisor.log"),
+    watchDir: join(paths.run, "watch"),
+  };
+}
+
+const LIVENESS_POLL_MS = 1_000;
+const ROTATE_EVERY_MS = 10_000;
+const IDLE_EXIT_MS = 2_000;
+
+const describe = (e?: { code: number | null; signal: string | null }) =>
+  !e
+    ? "exited (exit status unknown: it was not our child)"
+    : e.signal
+    ? `killed by ${e.signal}`
+    : `exited with code ${e.code}`;
+
+/** The supervisor daemon. `run()` returns when it shuts down. */
+export class Supervisor {
+  readonly paths: StatePaths;
+  readonly files: ReturnType<typeof supervisorFiles>;
+  #entries = new Map<string, Entry>();
+  #plugins = new Map<string, PluginRegistry>();
+  #server?: Listener;
+  #idleTimer?: ReturnType<typeof setTimeout>;
+  #ticker?: ReturnType<typeof setInterval>;
+  #done!: () => void;
+  #env: Record<string, string | undefined>;
+
+  constructor(home: string, env: Record<string, string | undefined> = process.env) {
+    this.paths = statePaths(home);
+    this.files = supervisorFiles(this.paths);
+    this.#env = env;
+  }
+
+  /** Claim the home (one supervisor each), serve the socket, re-adopt, run until idle. */
+  async run(): Promise<void> {
+    await ensureDirs(this.paths);
+    await mkdir(this.files.watchDir, { recursive: true, mode: 0o700 });
+    if (!(await this.#claim())) return;
+    const stopped = new Promise<void>((resolve) => (this.#done = resolve));
+    await rm(this.files.socket, { force: true });
+    this.#server = await serve(this.files.socket, (msg) => this.#handle(msg));
+    await chmod(this.files.socket, 0o600);
+    for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => this.shutdown());
+    this.#ticker = setInterval(() => this.#tick(), ROTATE_EVERY_MS);
+    this.log(`supervisor ${process.pid} serving ${this.files.socket}`);
+    await this.#readopt();
+    this.#maybeIdle();
+    await stopped;
+  }
+
+  /** Stop watching everything (services keep running) and exit. */
+  async shutdown(): Promise<void> {
+    for (const e of this.#entries.values()) e.ac.abort();
+    clearInterval(this.#ticker);
+    clearTimeout(this.#idleTimer);
+    await this.#server?.close();
+    await rm(this.files.socket, { force: true });
+    const owner = await readFile(this.files.pid, "utf8").catch(() => "");
+    if (owner.startsWith(`${process.pid} `)) await rm(this.files.pid, { force: true });
+    this.log(`supervisor ${process.pid} exiting`);
+    this.#done?.();
+  }
+
+  /** One timestamped line in the supervisor's log. */
+  log(line: string): void {
+    console.log(`${new Date().toISOString()} ${line}`);
+  }
+
+  /** One timestamped line in a service's log (what the supervisor did to it). */
+  async #serviceLog(name: string, line: string): Promise<void> {
+    this.log(`${name}: ${line}`);
+    await appendFile(
+      logFile(this.paths, name),
+      `--- ${new Date().toISOString()} supervisor: ${line}\n`,
+      { mode: 0o600 },
+    )
+      .catch(() => {});
+  }
+
+  async #claim(): Promise<boolean> {
+    const me = `${process.pid} ${await processStartTime(process.pid)}\n`;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(this.files.pid, me, { flag: "wx", mode: 0o600 });
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        const [pid, start] = (await readFile(this.files.pid, "utf8").catch(() => "")).trim().split(
+          " ",
+        );
+        if (pid && (await isAlive(Number(pid), start))) {
+          this.log(`supervisor ${pid} already serves this home; exiting`);
+          return false;
+        }
+        await rm(this.files.pid, { force: true });
+      }
+    }
+    return false;
+  }
+
+  #pluginsFor(cwd: string): PluginRegistry {
+    let p = this.#plugins.get(cwd);
+    if (!p) {
+      p = PluginRegistry.discover({ cwd, home: this.paths.home, env: this.#env });
+      this.#plugins.set(cwd, p);
+    }
+    return p;
+  }
+
+  #ctx(e: WatchSpec): DriverContext {
+    return { paths: this.paths, env: e.env };
+  }
+
+  async #handle(msg: Record<string, unknown>): Promise<Record<string, unknown>> {
+    clearTimeout(this.#idleTimer);
+    try {
+      switch (msg.op) {
+        case "ping":
+          return { ok: true, pid: process.pid, watching: [...this.#entries.keys()] };
+        case "status":
+          return {
+            ok: true,
+            pid: process.pid,
+            services: [...this.#entries.values()].map((e) => ({
+              name: e.name,
+              phase: e.phase,
+              pid: e.pid,
+              streak: e.streak,
+            })),
+          };
+        case "start":
+          return { ok: true, ...(await this.#start(msg as unknown as WatchSpec)) };
+        case "adopt":
+          await this.#adopt(msg as unknown as WatchSpec, "running");
+          return { ok: true };
+        case "ready": {
+          const e = this.#entries.get(String(msg.name));
+          if (e && e.phase === "starting") this.#running(e);
+          return { ok: !!e };
+        }
+        case "unwatch":
+          await this.#unwatch(String(msg.name));
+          return { ok: true };
+        case "shutdown":
+          setTimeout(() => this.shutdown(), 10);
+          return { ok: true };
+        default:
+          return { ok: false, error: `Unknown supervisor request "${msg.op}"` };
+      }
+    } finally {
+      this.#maybeIdle();
+    }
+  }
+
+  /** Start a service as our child (the CLI waits for it to become healthy, then says "ready"). */
+  async #start(spec: WatchSpec): Promise<{ pid?: number }> {
+    const name = safeName(spec.service.name);
+    const old = this.#entries.get(name);
+    if (old) old.ac.abort();
+    const entry: Entry = {
+      ...spec,
+      name,
+      phase: "starting",
+      streak: old?.streak ?? 0,
+      startedAt: Date.now(),
+      ac: new AbortController(),
+    };
+    this.#entries.set(name, entry);
+    await writeFileAtomic(join(this.files.watchDir, `${name}.json`), JSON.stringify(spec));
+    try {
+      await this.#spawn(entry);
+    } catch (e) {
+      this.#entries.delete(name);
+      await rm(join(this.files.watchDir, `${name}.json`), { force: true });
+      throw e;
+    }
+    return { pid: entry.pid };
+  }
+
+  async #spawn(entry: Entry): Promise<void> {
+    const driver = await this.#pluginsFor(entry.cwd).driver(entry.service.deployment.mode);
+    const handle = await driver.start(entry.service, this.#ctx(entry));
+    entry.pid = handle.pid;
+    entry.pidStart = handle.pid ? await processStartTime(handle.pid) : undefined;
+    entry.startedAt = Date.now();
+    const ac = entry.ac;
+    const exited = handle.exited as
+      | Promise<{ code: number | null; signal: string | null }>
+      | undefined;
+    if (exited) {
+      exited.then((x) => {
+        if (!ac.signal.aborted) this.#exited(entry, handle.pid, x);
+      });
+    } else this.#pollAlive(entry);
+  }
+
+  /** Watch a service that already runs (re-adoption, or started before the supervisor). */
+  async #adopt(spec: WatchSpec, phase: Entry["phase"]): Promise<void> {
+    const name = safeName(spec.service.name);
+    if (this.#entries.has(name)) return;
+    const state = await readState(this.paths, name);
+    const entry: Entry = {
+      ...spec,
+      name,
+      phase,
+      streak: 0,
+      pid: state?.pid,
+      pidStart: state?.pid_start,
+      startedAt: state?.started_at ? Date.parse(state.started_at) : Date.now(),
+      ac: new AbortController(),
+    };
+    this.#entries.set(name, entry);
+    await writeFileAtomic(join(this.files.watchDir, `${name}.json`), JSON.stringify(spec));
+    if (!entry.pid || !(await isAlive(entry.pid, entry.pidStart))) {
+      // It died while nobody watched: status says so; the next start brings it back.
+      const message = `Process ${entry.pid ?? "?"} exited while no supervisor watched it`;
+      await this.#patch(name, { status: "failed", message, pid: undefined, pid_start: undefined });
+      await this.#serviceLog(name, message);
+      await this.#forget(name);
+      return;
+    }
+    this.#pollAlive(entry);
+    if (phase === "running") this.#running(entry);
+  }
+
+  /** Re-adopt every service a previous supervisor watched. */
+  async #readopt(): Promise<void> {
+    const files = await readdir(this.files.watchDir).catch(() => [] as string[]);
+    for (const f of files.filter((x) => x.endsWith(".json"))) {
+      try {
+        const spec = JSON.parse(await readFile(join(this.files.watchDir, f), "utf8")) as WatchSpec;
+        const state = await readState(this.paths, spec.service.name);
+        if (state?.status === "stopped") {
+          await rm(join(this.files.watchDir, f), { force: true });
+          continue;
+        }
+        this.log(`re-adopting ${spec.service.name}`);
+        await this.#adopt(spec, "running");
+      } catch (e) {
+        this.log(`cannot re-adopt ${f}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Poll the PID of a service that is not our child. */
+  #pollAlive(entry: Entry): void {
+    const ac = entry.ac;
+    const pid = entry.pid;
+    const timer = setInterval(async () => {
+      if (ac.signal.aborted) return clearInterval(timer);
+      if (!pid || !(await isAlive(pid, entry.pidStart))) {
+        clearInterval(timer);
+        if (!ac.signal.aborted) await this.#exited(entry, pid, undefined);
+      }
+    }, LIVENESS_POLL_MS);
+    ac.signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+  }
+
+  /** The service became healthy: from now on a crash is ours to handle; watch its liveness. */
+  #running(entry: Entry): void {
+    entry.phase = "running";
+    const svc = entry.service;
+    if (svc.health_check.type === "none") return;
+    const ac = entry.ac;
+    this.#pluginsFor(entry.cwd).check(svc.health_check.type).then((check) =>
+      watch({
+        check,
+        cfg: svc.health_check[svc.health_check.type],
+        health: svc.health_check,
+        service: svc.name,
+        env: entry.env,
+      }, {
+        signal: ac.signal,
+        onResult: (r, st) => {
+          if (!st.unhealthy || ac.signal.aborted || entry.phase !== "running") return;
+          this.#unhealthy(entry, r.message, st.consecutiveFailures);
+        },
+      })
+    ).catch((e) => this.log(`${entry.name}: health watch failed: ${(e as Error).message}`));
+  }
+
+  async #unhealthy(entry: Entry, message: string, failures: number): Promise<void> {
+    const svc = entry.service;
+    const why = `unhealthy after ${failures} failed checks: ${message}`;
+    if (!svc.startup.restart_on_failure) {
+      await this.#patch(entry.name, { message: `Unhealthy: ${message}` });
+      return;
+    }
+    await this.#serviceLog(entry.name, `${why}; restarting`);
+    entry.ac.abort();
+    entry.ac = new AbortController();
+    const driver = await this.#pluginsFor(entry.cwd).driver(svc.deployment.mode);
+    await driver.stop(svc, this.#ctx(entry)).catch((e) =>
+      this.log(`${entry.name}: ${(e as Error).message}`)
+    );
+    await this.#crashed(entry, why);
+  }
+
+  /** The process of `entry` ended (exit info when it was our child). */
+  async #exited(
+    entry: Entry,
+    pid: number | undefined,
+    exit?: { code: number | null; signal: string | null },
+  ): Promise<void> {
+    if (this.#entries.get(entry.name) !== entry || (pid && entry.pid !== pid)) return;
+    entry.ac.abort();
+    entry.ac = new AbortController();
+    entry.lastExit = exit;
+    const last_exit = exit ? { ...exit, at: new Date().toISOString() } : undefined;
+    if (entry.phase === "starting") {
+      // The CLI owns this start attempt and reports it; we only record how it ended.
+      await this.#patch(entry.name, {
+        status: "failed",
+        message: `Exited during startup: ${describe(exit)}`,
+        ...(last_exit ? { last_exit } : {}),
+      });
+      await this.#forget(entry.name);
+      return;
+    }
+    if (entry.phase === "backoff") return;
+    if (entry.phase === "restarting") return; // #restart sees the abort and counts the crash
+    if (last_exit) await this.#patch(entry.name, { last_exit });
+    await this.#crashed(entry, describe(exit));
+  }
+
+  /** Apply the restart policy after a crash or a failed liveness check. */
+  async #crashed(entry: Entry, why: string): Promise<void> {
+    const s = entry.service.startup;
+    if (!(await this.#homeExists())) return void this.shutdown();
+    if (!s.restart_on_failure) {
+      await this.#patch(entry.name, {
+        status: "failed",
+        message: `Crashed: ${why}`,
+        pid: undefined,
+        pid_start: undefined,
+      });
+      await this.#serviceLog(entry.name, `${why}; restart_on_failure is off`);
+      await this.#forget(entry.name);
+      return;
+    }
+    entry.streak = nextStreak(entry.streak, Date.now() - entry.startedAt, s);
+    if (entry.streak > s.max_restarts) {
+      const message = `Gave up after ${s.max_restarts} restarts: ${why}`;
+      await this.#patch(entry.name, {
+        status: "failed",
+        message,
+        pid: undefined,
+        pid_start: undefined,
+      });
+      await this.#serviceLog(entry.name, message);
+      await this.#forget(entry.name);
+      return;
+    }
+    const delay = restartDelayMs(entry.streak, s);
+    const message =
+      `Restarting after crash (${why}): restart ${entry.streak} of ${s.max_restarts} in ${
+        (delay / 1000).toFixed(2)
+      }s`;
+    entry.phase = "backoff";
+    await this.#patch(entry.name, {
+      status: "starting",
+      message,
+      pid: undefined,
+      pid_start: undefined,
+    });
+    await this.#serviceLog(entry.name, message);
+    const ac = entry.ac;
+    const timer = setTimeout(() => !ac.signal.aborted && this.#restart(entry), delay);
+    ac.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+  }
+
+  async #restart(entry: Entry): Promise<void> {
+    if (this.#entries.get(entry.name) !== entry) return;
+    entry.phase = "restarting";
+    const svc = entry.service;
+    try {
+      await this.#spawn(entry);
+    } catch (e) {
+      return void this.#crashed(entry, `restart failed: ${(e as Error).message}`);
+    }
+    const prev = await readState(this.paths, entry.name);
+    await this.#patch(entry.name, { restarts: (prev?.restarts ?? 0) + 1 });
+    const ac = entry.ac;
+    let ok = true;
+    let message = "Started (no health check)";
+    if (svc.health_check.type !== "none") {
+      const check = await this.#pluginsFor(entry.cwd).check(svc.health_check.type);
+      const r = await waitHealthy(
+        {
+          check,
+          cfg: svc.health_check[svc.health_check.type],
+          health: svc.health_check,
+          service: svc.name,
+          env: entry.env,
+        },
+        { deadlineMs: svc.startup.start_timeout * 1000, signal: ac.signal, maxDelayMs: 50 },
+      );
+      ok = r.healthy;
+      message = r.result.message;
+    }
+    if (ac.signal.aborted) {
+      // It died while we waited: #exited saw it in phase "restarting"; count it as another crash.
+      if (this.#entries.get(entry.name) === entry && entry.phase === "restarting") {
+        entry.ac = new AbortController();
+        await this.#crashed(entry, `${describe(entry.lastExit)} during restart`);
+      }
+      return;
+    }
+    if (!ok) {
+      entry.ac.abort();
+      entry.ac = new AbortController();
+      const driver = await this.#pluginsFor(entry.cwd).driver(svc.deployment.mode);
+      await driver.stop(svc, this.#ctx(entry)).catch(() => {});
+      return void this.#crashed(
+        entry,
+        `not healthy within start_timeout after restart: ${message}`,
+      );
+    }
+    await this.#patch(entry.name, { status: "running", message: undefined });
+    await this.#serviceLog(entry.name, `restarted, healthy (pid ${entry.pid})`);
+    this.#running(entry);
+  }
+
+  /** The user stops the service: its exit is not a crash. */
+  async #unwatch(name: string): Promise<void> {
+    const e = this.#entries.get(name);
+    if (e) e.ac.abort();
+    await this.#forget(name);
+  }
+
+  async #forget(name: string): Promise<void> {
+    this.#entries.delete(name);
+    await rm(join(this.files.watchDir, `${safeName(name)}.json`), { force: true });
+    this.#maybeIdle();
+  }
+
+  async #patch(name: string, patch: Partial<ServiceState>): Promise<void> {
+    const prev = await readState(this.paths, name);
+    if (!prev) return;
+    await writeState(this.paths, { ...prev, ...patch });
+  }
+
+  async #homeExists(): Promise<boolean> {
+    return await stat(this.paths.home).then(() => true, () => false);
+  }
+
+  async #tick(): Promise<void> {
+    if (!(await this.#homeExists())) return void this.shutdown();
+    for (const e of this.#entries.values()) {
+      const logs = e.service.logs;
+      if (!logs) continue;
+      const file = logFile(this.paths, e.name);
+      if (await rotateIfLarger(file, logs.max_size, logs.keep).catch(() => false)) {
+        await this.#serviceLog(
+          e.name,
+          `log rotated (larger than ${logs.max_size} bytes; keeping ${logs.keep})`,
+        );
+      }
+    }
+  }
+
+  /** Exit once nothing is left to watch (after a short grace for the next request). */
+  #maybeIdle(): void {
+    clearTimeout(this.#idleTimer);
+    if (this.#entries.size > 0) return;
+    this.#idleTimer = setTimeout(() => this.#entries.size === 0 && this.shutdown(), IDLE_EXIT_MS);
+  }
+}
