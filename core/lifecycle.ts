@@ -258,6 +258,20 @@ async function startOne(
           o.emit({ type: "running", service: name, pid: rt.pid, dependency: o.dependency });
           return { name, status: "already_running" as const, pid: rt.pid };
         }
+        if (rt.status === "starting" && rt.pid) {
+          // A start whose CLI died before the service was healthy left a live process: finish
+          // that start instead of spawning a second one.
+          o.emit({ type: "waiting", service: name, pid: rt.pid, dependency: o.dependency });
+          const ready = await waitReady(p, svc, { pid: rt.pid }, o.signal);
+          if (ready.healthy) {
+            await patchState(p, svc, { status: "running", message: undefined });
+            if (supervised) await superviseAdopt(p, svc);
+            o.emit({ type: "healthy", service: name, pid: rt.pid, dependency: o.dependency });
+            return { name, status: "already_running" as const, pid: rt.pid };
+          }
+          if (supervised) await unwatch(p, name);
+          await driver.stop(svc, ctx).catch(() => {});
+        }
       }
       if (!o.skipPreflight) {
         const findings = await preflight(p, svc);

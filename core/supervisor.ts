@@ -259,7 +259,12 @@ export class Supervisor {
   /** Watch a service that already runs (re-adoption, or started before the supervisor). */
   async #adopt(spec: WatchSpec, phase: Entry["phase"]): Promise<void> {
     const name = safeName(spec.service.name);
-    if (this.#entries.has(name)) return;
+    const known = this.#entries.get(name);
+    if (known) {
+      // Its starter died before saying "ready"; the CLI that found it healthy says so now.
+      if (known.phase === "starting" && phase === "running") this.#running(known);
+      return;
+    }
     const state = await readState(this.paths, name);
     const entry: Entry = {
       ...spec,
