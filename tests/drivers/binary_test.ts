@@ -53,6 +53,7 @@ function service(
       restart_window: 60,
     },
     shutdown,
+    logs: { max_size: 10 * 1024 * 1024, keep: 5 },
   };
 }
 
