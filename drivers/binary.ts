@@ -17,6 +17,7 @@ import { open } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
+import { rotateIfLarger } from "../core/_log_rotate.ts";
 import { isAlive, processStartTime } from "../core/process.ts";
 import {
   ensureDirs,
@@ -115,6 +116,7 @@ async function start(svc: Service, ctx: DriverContext): Promise<BinaryHandle> {
 
   await ensureDirs(ctx.paths);
   const log = logFile(ctx.paths, name);
+  if (svc.logs) await rotateIfLarger(log, svc.logs.max_size, svc.logs.keep);
   const out = await open(log, "a", 0o600);
   let child;
   let exited: Promise<ExitInfo> | undefined;
