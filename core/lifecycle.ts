@@ -13,6 +13,7 @@ import type { Platform } from "./platform.ts";
 import { planStart, planStop, type StartPlan, type StopPlan } from "./plan.ts";
 import { preflight } from "./preflight.ts";
 import { readState, withLock, writeState } from "./state.ts";
+import { sleep } from "./_sleep.ts";
 import {
   needsSupervisor,
   reviveSupervisor,
@@ -312,12 +313,12 @@ async function startOne(
       return { name, status: "started" as const, pid: handle.pid };
     }, { waitMs, signal: o.signal });
   } catch (e) {
-    if (!(e instanceof Error) || (e.name !== "ProvisioningError" && !("exitCode" in e))) {
-      if (process.env.PROVISIONING_DEBUG) console.error(e);
-    }
+    if (process.env.PROVISIONING_DEBUG) console.error(e);
     const message = e instanceof Error ? e.message : String(e);
     await patchState(p, svc, { status: "failed", message }).catch(() => {});
-    return fail(message);
+    // A driver's own pre-flight refusal (exit code 3) stays a pre-flight failure.
+    const preflight = (e as { exitCode?: number })?.exitCode === ExitCode.preflight;
+    return fail(message, preflight ? { preflight } : {});
   }
 }
 
@@ -350,7 +351,7 @@ async function waitReady(
     if (svc.health_check.type === "none") {
       return (await isAlive())
         ? { healthy: true, message: "Started (no health check)" }
-        : { healthy: false, message: exitMessage(exit) };
+        : { healthy: false, message: exitMessage(exit ?? await recordedExit(p, svc)) };
     }
     const check = await p.plugins.check(svc.health_check.type);
     const r = await waitHealthy({
@@ -366,7 +367,9 @@ async function waitReady(
       isAlive: exited ? undefined : isAlive,
     });
     if (r.healthy) return { healthy: true, message: r.result.message };
-    if (exit || !(await isAlive())) return { healthy: false, message: exitMessage(exit) };
+    if (exit || !(await isAlive())) {
+      return { healthy: false, message: exitMessage(exit ?? await recordedExit(p, svc)) };
+    }
     if (signal?.aborted) return { healthy: false, message: "Start cancelled" };
     return {
       healthy: false,
@@ -375,6 +378,25 @@ async function waitReady(
     };
   } finally {
     signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * How a process that died while starting ended, when it was not our child: its parent (the
+ * supervisor) records `last_exit` in the state file right after reaping it. Waits up to 1 s for
+ * a record newer than the start; undefined when none comes.
+ */
+async function recordedExit(
+  p: Platform,
+  svc: Service,
+): Promise<{ code: number | null; signal: string | null } | undefined> {
+  const deadline = Date.now() + 1_000;
+  while (true) {
+    const st = await readState(p.paths, svc.name);
+    const last = st?.last_exit;
+    if (last && st.started_at && Date.parse(last.at) >= Date.parse(st.started_at)) return last;
+    if (Date.now() >= deadline) return undefined;
+    await sleep(10);
   }
 }
 
