@@ -30,7 +30,9 @@ import {
   UsageError,
   validateServices,
 } from "./mod.ts";
+import { listPlugins } from "./mod.ts";
 import * as r from "./cli/render.ts";
+import { renderPlugins } from "./cli/render_plugins.ts";
 import { renderDependencies, renderTree, toDot, toMermaid } from "./cli/render_graph.ts";
 
 interface Common {
@@ -367,6 +369,19 @@ function build(): Command {
       );
     },
   );
+
+  // ---- plugins ----
+  program.command("plugins").description("deployment drivers and health checks")
+    .command("list").description(
+      "every mode and check type, the file providing it, and whether it loads",
+    )
+    .option("--json", "print one JSON document: [{name, kind, source, file}]")
+    .action(async (o: { json?: boolean }) => {
+      const rows = await listPlugins();
+      if (o.json) json(rows);
+      else out(renderPlugins(rows));
+      if (rows.some((p) => p.error)) exitCode = ExitCode.usage;
+    });
   return program;
 }
 

@@ -54,8 +54,15 @@ export {
 export type { LoadOptions, Validation } from "./core/registry.ts";
 export { Graph } from "./core/graph.ts";
 export type { GraphNode, GraphProblem } from "./core/graph.ts";
-export { pluginDirs, PluginRegistry } from "./core/plugins.ts";
-export type { PluginEntry, PluginKind } from "./core/plugins.ts";
+export { listPlugins, pluginDirs, PluginError, PluginRegistry } from "./core/plugins.ts";
+export type {
+  DiscoverPluginsOptions,
+  PluginEntry,
+  PluginInfo,
+  PluginKind,
+} from "./core/plugins.ts";
+export { defineCheck, defineDriver, driverConfig, pluginApi } from "./core/plugin_api.ts";
+export type { PluginApi, PluginFactory } from "./core/plugin_api.ts";
 export { defaultHome, statePaths } from "./core/state.ts";
 export {
   DependencyCycleError,

@@ -15,7 +15,8 @@
  */
 import { stat } from "node:fs/promises";
 import { z } from "zod";
-import type { Check, CheckContext, CheckResult } from "../core/types.ts";
+import { defineCheck } from "../core/plugin_api.ts";
+import type { CheckContext, CheckResult } from "../core/types.ts";
 import { errorMessage, since, startAttempt } from "./_attempt.ts";
 import { killTagged, newTag, TAG_VARIABLE } from "./_process_tree.ts";
 
@@ -128,5 +129,5 @@ async function isDirectory(path: string): Promise<boolean> {
 }
 
 /** The `command` check. */
-const check: Check<CommandCheckConfig> = { type: "command", config, run };
+const check = defineCheck({ type: "command", config, run });
 export default check;

@@ -12,7 +12,8 @@
  */
 import { stat } from "node:fs/promises";
 import { z } from "zod";
-import type { Check, CheckContext, CheckResult } from "../core/types.ts";
+import { defineCheck } from "../core/plugin_api.ts";
+import type { CheckContext, CheckResult } from "../core/types.ts";
 import { errorCode, errorMessage, since } from "./_attempt.ts";
 
 const config = z.strictObject({
@@ -51,5 +52,5 @@ async function run(cfg: FileCheckConfig, _ctx: CheckContext): Promise<CheckResul
 }
 
 /** The `file` check. */
-const check: Check<FileCheckConfig> = { type: "file", config, run };
+const check = defineCheck({ type: "file", config, run });
 export default check;

@@ -14,7 +14,8 @@
  * @module
  */
 import { z } from "zod";
-import type { Check, CheckContext, CheckResult } from "../core/types.ts";
+import { defineCheck } from "../core/plugin_api.ts";
+import type { CheckContext, CheckResult } from "../core/types.ts";
 import { errorCode, errorMessage, since, startAttempt } from "./_attempt.ts";
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] as const;
@@ -116,5 +117,5 @@ function describeFailure(endpoint: string, error: unknown, timeoutMs: number): s
 }
 
 /** The `http` check. */
-const check: Check<HttpCheckConfig> = { type: "http", config, run };
+const check = defineCheck({ type: "http", config, run });
 export default check;

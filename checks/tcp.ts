@@ -14,7 +14,8 @@
  */
 import { connect } from "node:net";
 import { z } from "zod";
-import type { Check, CheckContext, CheckResult } from "../core/types.ts";
+import { defineCheck } from "../core/plugin_api.ts";
+import type { CheckContext, CheckResult } from "../core/types.ts";
 import { errorCode, errorMessage, since, startAttempt } from "./_attempt.ts";
 
 const config = z.strictObject({
@@ -80,5 +81,5 @@ function connectOnce(host: string, port: number, signal: AbortSignal): Promise<v
 }
 
 /** The `tcp` check. */
-const check: Check<TcpCheckConfig> = { type: "tcp", config, run };
+const check = defineCheck({ type: "tcp", config, run });
 export default check;

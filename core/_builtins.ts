@@ -6,11 +6,24 @@
  *
  * @module
  */
+import { fileURLToPath } from "node:url";
 
-/** A directory's plugins: `<kind>/<name>` → import of the module. */
+/** A directory's plugins: `[plugins/]<kind>/<name>` → import of the module. */
 export type PluginListing = Record<string, () => Promise<{ default?: unknown }>>;
 
 export const BUILTIN_SOURCE = "bundled";
+
+/**
+ * The project folder the bundled files live in (the parent of `core/`, or of `dist/` in the
+ * bundle); only used to recognise the project's own `plugins/` when it is also `./plugins`.
+ */
+export const BUILTIN_ROOT: string = (() => {
+  try {
+    return fileURLToPath(new URL("../", import.meta.url));
+  } catch {
+    return "/nonexistent/"; // a standalone binary's virtual file system
+  }
+})();
 
 export const builtins: PluginListing = {
   "drivers/binary": () => import("../drivers/binary.ts"),
@@ -22,6 +35,8 @@ export const builtins: PluginListing = {
   "checks/tcp": () => import("../checks/tcp.ts"),
   "checks/command": () => import("../checks/command.ts"),
   "checks/file": () => import("../checks/file.ts"),
+  "plugins/drivers/shell": () => import("../plugins/drivers/shell.ts"),
+  "plugins/checks/dns": () => import("../plugins/checks/dns.ts"),
 };
 
 /** Where each bundled entry lives in the source tree (for `plugins list` and error messages). */

@@ -106,7 +106,8 @@ export class Platform {
   /** Runtime status from the service's driver (state files, PIDs, the engine ...). */
   async runtime(name: string): Promise<RuntimeStatus> {
     const svc = this.service(name);
-    const driver = await this.plugins.driver(svc.deployment.mode);
+    const driver = await this.plugins.driver(svc.deployment.mode).catch(unusable);
+    if ("unusable" in driver) return { status: "failed", message: driver.unusable };
     return driver.status(svc, this.context());
   }
 
@@ -133,7 +134,8 @@ export class Platform {
 
   /** One attempt of the service's check (whether or not it runs). */
   async probe(svc: Service, signal?: AbortSignal): Promise<CheckResult> {
-    const check = await this.plugins.check(svc.health_check.type);
+    const check = await this.plugins.check(svc.health_check.type).catch(unusable);
+    if ("unusable" in check) return { healthy: false, message: check.unusable, durationMs: 0 };
     return probeOnce({
       check,
       cfg: svc.health_check[svc.health_check.type],
@@ -221,4 +223,10 @@ export class Platform {
       all_required_by: this.graph.dependents(name, { transitive: true }),
     };
   }
+}
+
+/** A plugin that cannot load makes its services `failed` / unhealthy, not the whole platform. */
+function unusable(e: unknown): { unusable: string } {
+  if (e instanceof Error && e.name === "PluginError") return { unusable: e.message };
+  throw e;
 }

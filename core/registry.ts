@@ -155,9 +155,9 @@ export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
   const result: Validation = {
     names,
     services,
-    issues: issues.map(({ segments: _, ...i }: Issue) => i),
+    issues: issues.map(({ segments: _, unusable: __, ...i }: Issue) => i),
   };
-  if (issues.length === 0) {
+  if (issues.every(isUnusable)) { // a broken plugin affects only the services that use it
     result.registry = {
       file,
       source: how,
@@ -175,7 +175,13 @@ export async function loadRegistry(opts: LoadOptions): Promise<Registry> {
   return v.registry;
 }
 
-type Issue = RegistryIssue & { segments?: (string | number)[] };
+/**
+ * `unusable`: the plugin of this service failed to load (import error, malformed, conflict).
+ * The service stays in the registry — its use reports the plugin — and the others load.
+ */
+type Issue = RegistryIssue & { segments?: (string | number)[]; unusable?: boolean };
+
+const isUnusable = (i: Issue): boolean => i.unusable === true;
 
 /** Step: one `[services.X]` table against the base schema and its plugins' schemas. */
 async function validateService(
@@ -243,7 +249,7 @@ async function validateService(
   } else {
     extraKeys(hc, Object.keys(healthCheckBaseSchema.shape), [...base, "health_check"], issues);
   }
-  if (issues.length) return { issues };
+  if (!issues.every(isUnusable)) return { issues };
   return {
     issues,
     service: {
@@ -297,11 +303,14 @@ async function pluginTable(
   try {
     plugin = kind === "driver" ? await plugins.driver(name) : await plugins.check(name);
   } catch (e) {
-    issues.push({
+    const issue: Issue = {
       path: tomlPath([...segs, keyName]),
       segments: [...segs, keyName],
       message: (e as Error).message,
-    });
+      unusable: (e as Error).name === "PluginError",
+    };
+    issues.push(issue as Issue & { segments: (string | number)[] });
+    if (issue.unusable) set(parent[table]); // kept unvalidated: using the service reports the plugin
     return;
   }
   const r = (plugin.config as z.ZodType).safeParse(parent[table], { reportInput: true });

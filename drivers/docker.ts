@@ -18,9 +18,9 @@ import { existsSync } from "node:fs";
 import process from "node:process";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
+import { defineDriver } from "../core/plugin_api.ts";
 import { readState, safeName, writeState } from "../core/state.ts";
 import type {
-  Driver,
   DriverContext,
   Finding,
   Handle,
@@ -299,7 +299,7 @@ async function* logs(
 }
 
 /** The docker deployment driver. */
-const dockerDriver: Driver<DockerConfig> = {
+const dockerDriver = defineDriver<DockerConfig>({
   mode: "docker",
   config: dockerConfig,
   preflight,
@@ -307,6 +307,6 @@ const dockerDriver: Driver<DockerConfig> = {
   stop,
   status,
   logs,
-};
+});
 
 export default dockerDriver;

@@ -23,9 +23,9 @@ import { resolve } from "node:path";
 import process from "node:process";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
+import { defineDriver } from "../core/plugin_api.ts";
 import { readState, safeName, writeState } from "../core/state.ts";
 import type {
-  Driver,
   DriverContext,
   Finding,
   Handle,
@@ -296,7 +296,7 @@ async function* logs(
 }
 
 /** The docker-compose deployment driver. */
-const composeDriver: Driver<ComposeConfig> = {
+const composeDriver = defineDriver<ComposeConfig>({
   mode: "docker-compose",
   config: composeConfig,
   preflight,
@@ -304,6 +304,6 @@ const composeDriver: Driver<ComposeConfig> = {
   stop,
   status,
   logs,
-};
+});
 
 export default composeDriver;

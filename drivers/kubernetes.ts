@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from "zod";
-import type { Driver } from "../core/types.ts";
+import { defineDriver } from "../core/plugin_api.ts";
 import { notYetSupported } from "./_not_yet.ts";
 
 const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "Invalid Kubernetes name");
@@ -19,9 +19,9 @@ export const kubernetesConfig = z.strictObject({
 });
 export type KubernetesConfig = z.infer<typeof kubernetesConfig>;
 
-const driver: Driver<KubernetesConfig> = {
+const driver = defineDriver<KubernetesConfig>({
   mode: "kubernetes",
   config: kubernetesConfig,
   ...notYetSupported("kubernetes"),
-};
+});
 export default driver;

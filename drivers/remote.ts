@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import type { Driver } from "../core/types.ts";
+import { defineDriver } from "../core/plugin_api.ts";
 import { notYetSupported } from "./_not_yet.ts";
 
 export const remoteConfig = z.strictObject({
@@ -17,9 +17,9 @@ export const remoteConfig = z.strictObject({
 });
 export type RemoteConfig = z.infer<typeof remoteConfig>;
 
-const driver: Driver<RemoteConfig> = {
+const driver = defineDriver<RemoteConfig>({
   mode: "remote",
   config: remoteConfig,
   ...notYetSupported("remote"),
-};
+});
 export default driver;
