@@ -8,7 +8,10 @@
  *   --kind K            http: GET /health is 503 until ready, then 200 {"status":"ok"}
  *                       tcp:  listens only once ready
  *                       plain: no socket (default: http with --port, plain without)
- *   --ready-after MS    delay from start until ready (default 300)
+ *   --ready-after MS    delay until ready (default 300), counted from --ready-from
+ *   --ready-from F      start: from when this script starts running (default)
+ *                       process: from the process's own start (`performance.timeOrigin`), so
+ *                       runtime boot time counts too: ready at timeOrigin + MS (benchmarks)
  *   --ready-file PATH   touched once ready, removed on exit
  *   --exit-after MS     exit with --exit-code (default 1) after MS, for failure demos
  *   --ignore-sigterm    keep running on SIGTERM (for stop-escalation tests)
@@ -31,6 +34,7 @@ const { values: opts } = parseArgs({
     port: { type: "string" },
     kind: { type: "string" },
     "ready-after": { type: "string", default: "300" },
+    "ready-from": { type: "string", default: "start" },
     "ready-file": { type: "string" },
     "exit-after": { type: "string" },
     "exit-code": { type: "string", default: "1" },
@@ -64,6 +68,15 @@ function main() {
     fail(`--kind must be http, tcp or plain, got "${kind}"`);
   }
   if (kind !== "plain" && opts.port === undefined) fail(`--kind ${kind} needs --port`);
+  const readyFrom = opts["ready-from"];
+  if (!["start", "process"].includes(readyFrom)) {
+    fail(`--ready-from must be start or process, got "${readyFrom}"`);
+  }
+  // performance.now() counts from performance.timeOrigin, the process's start.
+  const bootMs = Math.round(performance.now());
+  const readyIn = readyFrom === "process"
+    ? Math.max(0, int("ready-after") - performance.now())
+    : int("ready-after");
   const port = kind === "plain" ? 0 : int("port");
   let ready = false;
   let server;
@@ -99,7 +112,8 @@ function main() {
       exit(0);
     });
   }
-  log(`starting (pid ${process.pid}, kind ${kind})`); // signal handlers are in place
+  const boot = readyFrom === "process" ? `, ${bootMs} ms after process start` : "";
+  log(`starting (pid ${process.pid}, kind ${kind}${boot})`); // signal handlers are in place
   for (let i = 0; i < int("fork"); i++) {
     const child = spawn(
       process.execPath,
@@ -124,9 +138,16 @@ function main() {
   }
   timers.push(setTimeout(() => {
     if (kind === "tcp") {
-      listen(createTcpServer((socket) => socket.end(`${name}\n`)), becomeReady);
+      listen(
+        createTcpServer((socket) => {
+          // A health check connects and resets at once: that is no reason to crash.
+          socket.on("error", () => {});
+          socket.end(`${name}\n`);
+        }),
+        becomeReady,
+      );
     } else becomeReady();
-  }, int("ready-after")));
+  }, readyIn));
   if (opts["exit-after"] !== undefined) {
     const code = int("exit-code");
     timers.push(setTimeout(() => {
