@@ -18,7 +18,7 @@ import { existsSync } from "node:fs";
 import process from "node:process";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
-import { defineDriver } from "../core/plugin_api.ts";
+import { defineDriver, driverConfig } from "../core/plugin_api.ts";
 import { readState, safeName, writeState } from "../core/state.ts";
 import type {
   DriverContext,
@@ -76,15 +76,7 @@ export interface DockerHandle extends Handle {
 
 /** The validated `[services.X.deployment.docker]` table of `svc`. */
 export function dockerConfigOf(svc: Service): DockerConfig {
-  const parsed = dockerConfig.safeParse(svc.deployment.docker);
-  if (parsed.success) return parsed.data;
-  const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "table"}: ${i.message}`);
-  throw new ProvisioningError(
-    `Cannot use "${svc.name}": invalid [services.${svc.name}.deployment.docker]: ${
-      detail.join("; ")
-    }`,
-    { exitCode: ExitCode.usage },
-  );
+  return driverConfig(dockerDriver, svc);
 }
 
 /** Engine reachable, image present, container name free (or ours), bind sources present. */

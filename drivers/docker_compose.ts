@@ -23,7 +23,7 @@ import { resolve } from "node:path";
 import process from "node:process";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
-import { defineDriver } from "../core/plugin_api.ts";
+import { defineDriver, driverConfig } from "../core/plugin_api.ts";
 import { readState, safeName, writeState } from "../core/state.ts";
 import type {
   DriverContext,
@@ -64,15 +64,7 @@ export type ComposeConfig = z.infer<typeof composeConfig>;
 
 /** The validated `[services.X.deployment.docker_compose]` table of `svc`. */
 export function composeConfigOf(svc: Service): ComposeConfig {
-  const parsed = composeConfig.safeParse(svc.deployment.docker_compose);
-  if (parsed.success) return parsed.data;
-  const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "table"}: ${i.message}`);
-  throw new ProvisioningError(
-    `Cannot use "${svc.name}": invalid [services.${svc.name}.deployment.docker_compose]: ${
-      detail.join("; ")
-    }`,
-    { exitCode: ExitCode.usage },
-  );
+  return driverConfig(composeDriver, svc);
 }
 
 function targetOf(cfg: ComposeConfig, ctx: DriverContext, signal?: AbortSignal): ComposeTarget {
