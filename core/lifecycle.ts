@@ -17,6 +17,7 @@ import { sleep } from "./_sleep.ts";
 import {
   needsSupervisor,
   reviveSupervisor,
+  settleSupervisor,
   superviseAdopt,
   superviseReady,
   superviseStart,
@@ -120,7 +121,7 @@ async function patchState(p: Platform, svc: Service, patch: Partial<ServiceState
 async function schedule(
   names: string[],
   waitFor: (name: string) => string[],
-  work: (name: string) => Promise<boolean>,
+  work: (name: string, ready: () => void) => Promise<boolean>,
   onBlocked: (name: string, by: string) => void,
 ): Promise<void> {
   const pending = new Set(names);
@@ -142,10 +143,17 @@ async function schedule(
         if (!waits.every((d) => good.has(d))) continue;
         pending.delete(name);
         active++;
-        work(name).then((ok) => {
+        // `ready` lets dependents go as soon as the service is healthy, while its own
+        // bookkeeping (state file, supervisor) finishes.
+        const ready = () => {
+          if (good.has(name)) return;
+          good.add(name);
+          pump();
+        };
+        work(name, ready).then((ok) => {
           active--;
           if (ok) good.add(name);
-          else bad.set(name, name);
+          else if (!good.has(name)) bad.set(name, name);
           pump();
         });
       }
@@ -187,6 +195,7 @@ export async function startServices(
   }
   const requested = new Set(plan.requested);
   const outcomes = new Map<string, Outcome>();
+  const healthy = new Set<string>(plan.already_running);
   for (const name of plan.already_running) {
     outcomes.set(name, { name, status: "already_running", elapsed_ms: 0 });
     emit({ type: "running", service: name, dependency: !requested.has(name) });
@@ -194,9 +203,14 @@ export async function startServices(
   await schedule(
     plan.services,
     (n) => p.service(n).dependencies,
-    async (name) => {
+    async (name, ready) => {
       const o = await startOne(p, p.service(name), {
         emit,
+        healthy,
+        onHealthy: () => {
+          healthy.add(name);
+          ready();
+        },
         dependency: !requested.has(name),
         restarting: plan.restart.includes(name),
         skipPreflight: opts.skipPreflight,
@@ -235,6 +249,10 @@ async function startOne(
   svc: Service,
   o: {
     emit: (e: Omit<LifecycleEvent, "elapsed_ms">) => void;
+    /** Called the moment the service is healthy, before its state is written. */
+    onHealthy?: () => void;
+    /** Services this operation has seen healthy. */
+    healthy?: ReadonlySet<string>;
     dependency: boolean;
     restarting: boolean;
     skipPreflight?: boolean;
@@ -275,7 +293,7 @@ async function startOne(
         }
       }
       if (!o.skipPreflight) {
-        const findings = await preflight(p, svc);
+        const findings = await preflight(p, svc, { healthy: o.healthy });
         const failed = findings.filter((f) => !f.ok);
         o.emit({
           type: "preflight",
@@ -301,8 +319,6 @@ async function startOne(
         await patchState(p, svc, { status: "failed", message: ready.message });
         return fail(ready.message, { pid: handle.pid });
       }
-      await patchState(p, svc, { status: "running", message: undefined });
-      if (supervised) await superviseReady(p, svc);
       o.emit({
         type: "healthy",
         service: name,
@@ -310,6 +326,9 @@ async function startOne(
         message: ready.message,
         dependency: o.dependency,
       });
+      o.onHealthy?.();
+      await patchState(p, svc, { status: "running", message: undefined });
+      if (supervised) await superviseReady(p, svc);
       return { name, status: "started" as const, pid: handle.pid };
     }, { waitMs, signal: o.signal });
   } catch (e) {
@@ -414,6 +433,7 @@ export async function stopServices(
   opts: StopOptions = {},
 ): Promise<LifecycleResult<StopPlan>> {
   const { elapsed, emit } = clock(opts.onEvent);
+  await settleSupervisor(p);
   const plan = await planStop(p, names, { force: opts.force || opts.ignoreDependents });
   if (plan.blocked.length) {
     const b = plan.blocked[0];

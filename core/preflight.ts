@@ -9,13 +9,17 @@ import { findProcessesByName, listeningPids, portInUse } from "./process.ts";
 import type { Finding, Service } from "./types.ts";
 
 /** Every pre-flight finding of `svc`; failed ones have `ok: false`. */
-export async function preflight(p: Platform, svc: Service): Promise<Finding[]> {
+export async function preflight(
+  p: Platform,
+  svc: Service,
+  opts: { healthy?: ReadonlySet<string> } = {},
+): Promise<Finding[]> {
   const driver = await p.plugins.driver(svc.deployment.mode);
   const [prereq, conflicts, ports, deps] = await Promise.all([
     driver.preflight(svc, p.context()),
     conflictFindings(p, svc),
     portFindings(svc),
-    dependencyFindings(p, svc),
+    dependencyFindings(p, svc, opts),
   ]);
   return [...prereq, ...conflicts, ...ports, ...deps];
 }
@@ -78,9 +82,16 @@ export async function portFindings(svc: Service): Promise<Finding[]> {
 }
 
 /** Dependencies of `svc` that are not running. */
-export async function dependencyFindings(p: Platform, svc: Service): Promise<Finding[]> {
-  const statuses = await Promise.all(svc.dependencies.map((d) => p.runtime(d)));
-  const missing = svc.dependencies.filter((_, i) => statuses[i].status !== "running");
+export async function dependencyFindings(
+  p: Platform,
+  svc: Service,
+  opts: { healthy?: ReadonlySet<string> } = {},
+): Promise<Finding[]> {
+  // Dependencies the caller has just seen healthy need no second look (their state file may
+  // still be on its way).
+  const unknown = svc.dependencies.filter((d) => !opts.healthy?.has(d));
+  const statuses = await Promise.all(unknown.map((d) => p.runtime(d)));
+  const missing = unknown.filter((_, i) => statuses[i].status !== "running");
   if (missing.length === 0) {
     return [{ ok: true, kind: "dependency", message: "All dependencies available" }];
   }

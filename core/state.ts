@@ -10,19 +10,22 @@
  * ```
  *
  * Directories are 0700 and files 0600: logs and env may hold secrets. Every write is atomic
- * (temp file in the same directory, fsync, rename), so a reader sees the old or the new file,
- * never half of one. Every path built from a service name goes through {@linkcode safeName}.
+ * (temp file in the same directory, then rename), so a reader sees the old or the new file,
+ * never half of one, whenever a writer is killed. Writes are not fsynced: the files describe
+ * running processes, which a power loss ends anyway, and an fsync per state change would sit on
+ * the critical path of every start (2–50 ms each here). Every path built from a service name goes through {@linkcode safeName}.
  *
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { chmod, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import type { ServiceState, StatePaths } from "./types.ts";
 
 import { safeName } from "./_names.ts";
+import { isAlive } from "./process.ts";
 
 export { withLock } from "./_lock.ts";
 export type { LockOptions } from "./_lock.ts";
@@ -46,8 +49,15 @@ export function defaultHome(env: Record<string, string | undefined> = process.en
   return join(env.HOME || homedir(), ".provisioning");
 }
 
-/** Create every state directory with mode 0700, tightening existing ones too. */
-export async function ensureDirs(paths: StatePaths): Promise<void> {
+/** Homes whose directories this process already created (a start need not redo it). */
+const ensured = new Set<string>();
+
+/**
+ * Create every state directory with mode 0700, tightening existing ones too. Done once per
+ * home and process unless `force` (a write that found a directory missing forces it).
+ */
+export async function ensureDirs(paths: StatePaths, opts: { force?: boolean } = {}): Promise<void> {
+  if (ensured.has(paths.home) && !opts.force) return;
   const dirs = [
     paths.home,
     dirname(paths.pids),
@@ -61,12 +71,13 @@ export async function ensureDirs(paths: StatePaths): Promise<void> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await chmod(dir, 0o700);
   }
+  ensured.add(paths.home);
 }
 
 /**
  * Replace `file` atomically with `data` (mode 0600): write a uniquely named temp file in the
- * same directory, fsync it, rename it over `file`, fsync the directory. On failure the temp file
- * is removed and `file` is untouched.
+ * same directory and rename it over `file`. On failure the temp file is removed and `file` is
+ * untouched.
  */
 export async function writeFileAtomic(file: string, data: string): Promise<void> {
   const tmp = join(
@@ -77,7 +88,6 @@ export async function writeFileAtomic(file: string, data: string): Promise<void>
     const handle = await open(tmp, "wx", 0o600);
     try {
       await handle.writeFile(data, "utf8");
-      await handle.sync();
     } finally {
       await handle.close();
     }
@@ -86,7 +96,24 @@ export async function writeFileAtomic(file: string, data: string): Promise<void>
     await rm(tmp, { force: true });
     throw error;
   }
-  await syncDir(dirname(file));
+  await sweepTemps(dirname(file));
+}
+
+/** `.<name>.<pid>.<12 hex>.tmp`: a temp file of {@linkcode writeFileAtomic} and its writer. */
+const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Remove the temp files that writers killed between creating and renaming them left in `dir`
+ * (their PID is gone); the next write into a directory cleans up after the dead. A live writer's
+ * temp file, or one whose PID was reused, is left alone. Best effort.
+ */
+async function sweepTemps(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = Number(TEMP_FILE.exec(name)?.[1]);
+    if (!pid || pid === process.pid || (await isAlive(pid))) continue;
+    await rm(join(dir, name), { force: true }).catch(() => {});
+  }
 }
 
 /** What `readState` does with a file it cannot understand. */
@@ -215,21 +242,7 @@ async function writeCreatingDirs(paths: StatePaths, file: string, data: string):
     await writeFileAtomic(file, data);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    await ensureDirs(paths);
+    await ensureDirs(paths, { force: true });
     await writeFileAtomic(file, data);
-  }
-}
-
-/** fsync a directory so a rename in it survives a crash; best effort (not every OS allows it). */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Directories cannot be opened or synced everywhere; the rename itself is still atomic.
   }
 }

@@ -95,6 +95,15 @@ export async function superviseAdopt(p: Platform, svc: Service): Promise<void> {
   await askSupervisor(p.paths, { op: "adopt", ...spec(p, svc) });
 }
 
+/**
+ * Wait until the supervisor has finished every start, restart and unwatch in flight (a start
+ * asked for by a CLI that was killed may still be spawning): a stop then plans from state files
+ * that name every process. Returns at once when no supervisor runs.
+ */
+export async function settleSupervisor(p: Platform): Promise<void> {
+  await askSupervisor(p.paths, { op: "settle" });
+}
+
 /** The user stops the service: its exit is not a crash. */
 export async function unwatch(p: Platform, name: string): Promise<void> {
   await askSupervisor(p.paths, { op: "unwatch", name });

@@ -96,7 +96,14 @@ export async function binaryStatus(svc: Service, ctx: DriverContext): Promise<Ru
     const uptime_s = Number.isNaN(started)
       ? undefined
       : Math.max(0, Math.floor((Date.now() - started) / 1000));
-    return { status, pid, uptime_s, restarts };
+    // A live service's message is the supervisor's word on it ("Unhealthy: ...").
+    return {
+      status,
+      pid,
+      uptime_s,
+      restarts,
+      ...(state.message ? { message: state.message } : {}),
+    };
   }
   const last = state?.last_exit;
   const lastExit = last ? { exit_code: last.code, exit_signal: last.signal } : {};

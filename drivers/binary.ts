@@ -17,6 +17,7 @@ import { open } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
+import { defineDriver } from "../core/plugin_api.ts";
 import { rotateIfLarger } from "../core/_log_rotate.ts";
 import { isAlive, processStartTime } from "../core/process.ts";
 import {
@@ -28,14 +29,7 @@ import {
   writePid,
   writeState,
 } from "../core/state.ts";
-import type {
-  Driver,
-  DriverContext,
-  Finding,
-  Handle,
-  Service,
-  ServiceState,
-} from "../core/types.ts";
+import type { DriverContext, Finding, Handle, Service, ServiceState } from "../core/types.ts";
 import { binaryChecks, binaryPreflight, resolveBinary } from "./_binary_files.ts";
 import { binaryStatus, binaryStop, type ExitInfo, recordExit } from "./_binary_runtime.ts";
 import { loadEnvFile } from "./_env_file.ts";
@@ -249,7 +243,7 @@ function failedState(prev: ServiceState | undefined, name: string, message: stri
 }
 
 /** The binary deployment driver. */
-const binaryDriver: Driver<BinaryConfig> = {
+const binaryDriver = defineDriver<BinaryConfig>({
   mode: "binary",
   config: binaryConfig,
   preflight: (svc: Service, ctx: DriverContext): Promise<Finding[]> =>
@@ -263,6 +257,6 @@ const binaryDriver: Driver<BinaryConfig> = {
       follow: opts.follow,
       signal: opts.signal ?? ctx.signal,
     }),
-};
+});
 
 export default binaryDriver;

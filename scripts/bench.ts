@@ -30,6 +30,7 @@ import { demoGraph, randomDag } from "./_bench_graphs.ts";
 import { benchRegistry } from "./_bench_registry.ts";
 import { benchStatus } from "./_bench_status.ts";
 import { benchPlugins } from "./bench_plugins.ts";
+import { benchSupervision } from "./bench_supervision.ts";
 import { type BenchResult, resultLine, running } from "./_bench_util.ts";
 
 export type { BenchResult };
@@ -80,6 +81,10 @@ export const BENCHMARKS: Record<
   plugins: {
     about: "cold start of --help and services list: lazy plugin loading vs every plugin eagerly",
     run: (runs) => benchPlugins({ runs }),
+  },
+  supervision: {
+    about: "kill -9 → healthy vs PM2 / no manager (≤ 1.10 / ≤ 1.30); idle cost, 50 services",
+    run: (runs) => benchSupervision({ runs }),
   },
 };
 
