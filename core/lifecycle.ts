@@ -94,7 +94,7 @@ export interface StopOptions {
  * 20 ms of happening. Measured (`deno task bench bring-up`): 50 ms cost ~40 ms of detection per
  * service on the critical path, 20 ms ~10 ms; a check costs ~0.3 ms of CPU under Deno.
  */
-export const STARTUP_POLL_MAX_MS = 20;
+export const STARTUP_POLL_MAX_MS = 10;
 
 function clock(onEvent?: (e: LifecycleEvent) => void) {
   const t0 = performance.now();

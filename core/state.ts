@@ -96,7 +96,10 @@ export async function writeFileAtomic(file: string, data: string): Promise<void>
     await rm(tmp, { force: true });
     throw error;
   }
-  await sweepTemps(dirname(file));
+  if (!swept.has(dirname(file))) {
+    swept.add(dirname(file));
+    await sweepTemps(dirname(file));
+  }
 }
 
 /** `.<name>.<pid>.<12 hex>.tmp`: a temp file of {@linkcode writeFileAtomic} and its writer. */
@@ -104,9 +107,12 @@ const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
 
 /**
  * Remove the temp files that writers killed between creating and renaming them left in `dir`
- * (their PID is gone); the next write into a directory cleans up after the dead. A live writer's
- * temp file, or one whose PID was reused, is left alone. Best effort.
+ * (their PID is gone); a process's first write into a directory cleans up after the dead (once
+ * per directory and process: a readdir per write would sit on every start). A live writer's temp
+ * file, or one whose PID was reused, is left alone. Best effort.
  */
+const swept = new Set<string>();
+
 async function sweepTemps(dir: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const name of names) {

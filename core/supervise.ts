@@ -68,9 +68,8 @@ function spec(p: Platform, svc: Service): WatchSpec {
 
 /** Start `svc` as a child of the supervisor (so its crash is seen at once). */
 export async function superviseStart(p: Platform, svc: Service): Promise<Handle> {
-  await ensureSupervisor(p);
-  const r = await askSupervisor<{ ok: boolean; pid?: number; error?: string; exit_code?: number }>(
-    p.paths,
+  const r = await askRunning<{ ok: boolean; pid?: number; error?: string; exit_code?: number }>(
+    p,
     { op: "start", ...spec(p, svc) },
   );
   if (!r?.ok) {
@@ -91,8 +90,15 @@ export async function superviseReady(p: Platform, svc: Service): Promise<void> {
 
 /** Make sure a running service is watched (it may predate the supervisor). */
 export async function superviseAdopt(p: Platform, svc: Service): Promise<void> {
+  await askRunning(p, { op: "adopt", ...spec(p, svc) });
+}
+
+/** Ask the supervisor, starting it first only when none answers (no ping on the hot path). */
+async function askRunning<T>(p: Platform, msg: Record<string, unknown>): Promise<T | undefined> {
+  const r = await askSupervisor<T>(p.paths, msg);
+  if (r) return r;
   await ensureSupervisor(p);
-  await askSupervisor(p.paths, { op: "adopt", ...spec(p, svc) });
+  return await askSupervisor<T>(p.paths, msg);
 }
 
 /**

@@ -290,10 +290,15 @@ export class Supervisor {
       ac: new AbortController(),
     };
     this.#entries.set(name, entry);
-    await writeFileAtomic(join(this.files.watchDir, `${name}.json`), JSON.stringify(spec));
+    const watchFile = writeFileAtomic(
+      join(this.files.watchDir, `${name}.json`),
+      JSON.stringify(spec),
+    );
     try {
-      await this.#spawn(entry);
+      // The watch file is written while the service spawns: both are on the start's critical path.
+      await Promise.all([this.#spawn(entry), watchFile]);
     } catch (e) {
+      await watchFile.catch(() => {});
       this.#entries.delete(name);
       await rm(join(this.files.watchDir, `${name}.json`), { force: true });
       throw e;

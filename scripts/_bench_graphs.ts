@@ -1,11 +1,13 @@
 /**
  * The platforms the bring-up benchmarks start, as data, and their registry text: the seven
  * demo services (the demo graph and check types, every service ready 300 ms after its process
- * starts) and a seeded random DAG. Every service is `examples/platform/service.mjs` with
- * `--ready-from process` on free ports, so "ready N ms after spawn" includes the runtime's boot.
+ * starts) and a seeded random DAG, on free ports. Each service is a busybox httpd behind a
+ * `sleep` where busybox is installed (ready exactly N ms after spawn), else
+ * `examples/platform/service.mjs --ready-from process` (Node's boot counts against N).
  *
  * @module
  */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mulberry32 } from "./gen_registry.ts";
 import { freePorts, PROBE_SCRIPT, q, scriptCommand, SERVICE_SCRIPT } from "./_bench_util.ts";
@@ -68,26 +70,60 @@ export function randomDag(n: number, opts: DagOptions = {}): ServiceSpec[] {
   return specs;
 }
 
-/** The registry text of `specs`, every service on a free port; ready files go to `dir`. */
-export async function registryToml(specs: ServiceSpec[], dir: string): Promise<string> {
+/** busybox, when installed: a service program whose own start costs ~1 ms instead of Node's ~200. */
+export const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((f) => existsSync(f));
+
+/**
+ * The registry text of `specs`, every service on a free port; ready files go to `dir`.
+ *
+ * `program: "busybox"` (the default where busybox is installed) makes each service
+ * `sh -c 'sleep <ready>; exec busybox httpd ...'`: ready the stated time after spawn, to the
+ * millisecond, so the ratio measures the manager and not how long seven Node processes take to
+ * boot on two cores. It logs the same `starting` / `ready` lines as service.mjs. `"node"` runs
+ * examples/platform/service.mjs with `--ready-from process` (its boot counts against the delay).
+ */
+export async function registryToml(
+  specs: ServiceSpec[],
+  dir: string,
+  opts: { program?: "busybox" | "node" } = {},
+): Promise<string> {
+  const program = opts.program ?? (BUSYBOX ? "busybox" : "node");
   const ports = await freePorts(specs.length);
   const run = scriptCommand();
-  const out = ["# Written by scripts/bench.ts", ""];
+  const out = [`# Written by scripts/bench.ts (service program: ${program})`, ""];
+  const www = join(dir, "www");
+  mkdirSync(www, { recursive: true });
+  writeFileSync(join(www, "health"), "ok\n");
   specs.forEach((s, i) => {
     const port = ports[i];
     const url = `http://127.0.0.1:${port}/health`;
     const kind = s.check === "tcp" ? "tcp" : s.check === "file" ? "plain" : "http";
     const readyFile = join(dir, `${s.name}.ready`);
-    const args = [
-      ...run.args(SERVICE_SCRIPT),
-      ...["--name", s.name, "--kind", kind, "--ready-after", String(s.readyMs)],
-      ...["--ready-from", "process"],
-      ...(kind === "plain" ? ["--ready-file", readyFile] : ["--port", String(port)]),
-    ];
+    const now = `$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)`;
+    const args = program === "busybox"
+      ? [
+        "-c",
+        [
+          `echo "${now} ${s.name} starting (pid $$$$, kind ${kind}, 0 ms after process start)"`,
+          `sleep ${(s.readyMs / 1000).toFixed(3)}`,
+          ...(kind === "plain" ? [`touch ${q(readyFile)}`] : []),
+          `echo "${now} ${s.name} ready"`,
+          `exec ${BUSYBOX} httpd -f -p 127.0.0.1:${port} -h ${q(www)}`,
+        ].join("; "),
+      ]
+      : [
+        ...run.args(SERVICE_SCRIPT),
+        ...["--name", s.name, "--kind", kind, "--ready-after", String(s.readyMs)],
+        ...["--ready-from", "process"],
+        ...(kind === "plain" ? ["--ready-file", readyFile] : ["--port", String(port)]),
+      ];
+    const probe = program === "busybox"
+      ? `${BUSYBOX} wget -q -O /dev/null ${url}`
+      : `${run.command} ${run.args(PROBE_SCRIPT).join(" ")} ${url}`;
     const check = {
       http: [`endpoint = ${q(url)}`],
       tcp: [`host = "127.0.0.1"`, `port = ${port}`],
-      command: [`command = ${q(`${run.command} ${run.args(PROBE_SCRIPT).join(" ")} ${url}`)}`],
+      command: [`command = ${q(probe)}`],
       file: [`path = ${q(readyFile)}`],
     }[s.check];
     const t = `services.${s.name}`;
@@ -97,7 +133,7 @@ export async function registryToml(specs: ServiceSpec[], dir: string): Promise<s
       `[${t}.deployment]`,
       `mode = "binary"`,
       `[${t}.deployment.binary]`,
-      `binary_path = ${q(run.command)}`,
+      `binary_path = ${q(program === "busybox" ? "/bin/sh" : run.command)}`,
       `args = [${args.map(q).join(", ")}]`,
       `[${t}.health_check]`,
       `type = ${q(s.check)}`,
