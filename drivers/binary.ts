@@ -17,7 +17,7 @@ import { open } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
-import { defineDriver } from "../core/plugin_api.ts";
+import { defineDriver, driverConfig } from "../core/plugin_api.ts";
 import { rotateIfLarger } from "../core/_log_rotate.ts";
 import { isAlive, processStartTime } from "../core/process.ts";
 import {
@@ -76,15 +76,7 @@ export function waitExit(
 
 /** The validated `[services.X.deployment.binary]` table of `svc`. */
 export function binaryConfigOf(svc: Service): BinaryConfig {
-  const parsed = binaryConfig.safeParse(svc.deployment.binary);
-  if (parsed.success) return parsed.data;
-  const detail = parsed.error.issues.map((i) => `${i.path.join(".") || "table"}: ${i.message}`);
-  throw new ProvisioningError(
-    `Cannot use "${svc.name}": invalid [services.${svc.name}.deployment.binary]: ${
-      detail.join("; ")
-    }`,
-    { exitCode: ExitCode.usage },
-  );
+  return driverConfig(binaryDriver, svc);
 }
 
 async function start(svc: Service, ctx: DriverContext): Promise<BinaryHandle> {
