@@ -381,6 +381,7 @@ async function waitReady(
       env: p.env,
     }, {
       deadlineMs: svc.startup.start_timeout * 1000,
+      initialDelayMs: STARTUP_POLL_MAX_MS,
       maxDelayMs: Math.min(STARTUP_POLL_MAX_MS, svc.health_check.interval * 1000),
       signal: ac.signal,
       isAlive: exited ? undefined : isAlive,
