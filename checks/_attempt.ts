@@ -1,6 +1,6 @@
 /**
  * Private helpers shared by the built-in checks and the prober: one bounded attempt's signal,
- * abortable sleeps and durations.
+ * and durations.
  *
  * @module
  */
@@ -47,20 +47,6 @@ export function startAttempt(ctx: Pick<CheckContext, "signal" | "timeoutMs">): A
       ctx.signal.removeEventListener("abort", onAbort);
     },
   };
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts; never rejects, never leaks the timer. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(0, ms));
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** Milliseconds since `start` (a `performance.now()` value), to 0.01 ms. */

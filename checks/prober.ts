@@ -25,7 +25,8 @@
  */
 import process from "node:process";
 import type { Check, CheckResult, HealthCheckConfig } from "../core/types.ts";
-import { errorMessage, isTimeoutReason, since, sleep, timeoutReason } from "./_attempt.ts";
+import { pause } from "../core/_sleep.ts";
+import { errorMessage, isTimeoutReason, since, timeoutReason } from "./_attempt.ts";
 
 /** What to probe: a check, its validated sub-table and the service's `[health_check]` table. */
 export interface ProbeTarget {
@@ -125,7 +126,7 @@ export async function waitHealthy(
       const slice = Math.min(timeoutMs, Math.max(20, delay / 4));
       const wait = Math.min(delay, left() - slice);
       if (wait < 0) break;
-      await sleep(wait, stop.signal);
+      await pause(wait, stop.signal);
       delay = Math.min(delay * 2, maxDelay);
     }
   } finally {
@@ -168,7 +169,7 @@ export async function watch(target: ProbeTarget, opts: WatchOptions): Promise<vo
       if (state.consecutiveFailures >= threshold) state.unhealthy = true;
     }
     opts.onResult(result, { ...state });
-    await sleep(periodMs - (performance.now() - started), opts.signal);
+    await pause(periodMs - (performance.now() - started), opts.signal);
   }
 }
 
@@ -240,7 +241,7 @@ async function pollAlive(
       stop.abort(new Error("Process exited"));
       return "died";
     }
-    await sleep(ALIVE_POLL_MS, stop.signal);
+    await pause(ALIVE_POLL_MS, stop.signal);
   }
   return "stopped";
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { pause } from "./_sleep.ts";
 import type { HealthReport, Platform } from "./platform.ts";
 
 export interface MonitorOptions {
@@ -23,15 +24,7 @@ export async function monitor(p: Platform, names: string[], opts: MonitorOptions
       if (signal.aborted) return;
       opts.onResult(health, new Date());
       const wait = Math.max(0, opts.interval * 1000 - (Date.now() - started));
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, wait);
-        function done() {
-          clearTimeout(t);
-          signal.removeEventListener("abort", done);
-          resolve();
-        }
-        signal.addEventListener("abort", done, { once: true });
-      });
+      await pause(wait, signal);
     }
   };
   await Promise.all(names.map(loop));

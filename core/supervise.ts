@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { request } from "./_ipc.ts";
+import { sleep } from "./_sleep.ts";
 import { selfCommand } from "./_self.ts";
 import { ProvisioningError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
@@ -54,7 +55,7 @@ export async function ensureSupervisor(p: Platform): Promise<void> {
     const deadline = Date.now() + 15_000;
     for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
       if (await askSupervisor(p.paths, { op: "ping" }).catch(() => undefined)) return;
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay);
     }
     throw new ProvisioningError(`Cannot start the supervisor: no answer on ${files.socket}`, {
       hints: [`See ${files.log}`],
