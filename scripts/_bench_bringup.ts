@@ -9,14 +9,14 @@
  *
  * @module
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { logFile } from "../core/state.ts";
-import { Platform, startServices, stopServices, stopSupervisor } from "../mod.ts";
-import { registryToml, type ServiceSpec } from "./_bench_graphs.ts";
-import { type BenchResult, judge, median, quantile, running, tempDir } from "./_bench_util.ts";
+import { type Platform, startServices, stopServices } from "../mod.ts";
+import { openBenchPlatform, type ServiceSpec } from "./_bench_graphs.ts";
+import { type BenchResult, judge, median, quantile } from "./_bench_util.ts";
 
 /** Options of {@linkcode benchBringUp}. */
 export interface BringUpOptions {
@@ -55,20 +55,9 @@ export async function benchBringUp(
   opts: BringUpOptions = {},
 ): Promise<BenchResult> {
   const { runs = 5, warmup = 1 } = opts;
-  const tmp = tempDir(meta.name);
-  const home = join(tmp.dir, "home");
-  let platform: Platform | undefined;
-  const cleanup = async () => {
-    if (platform) await stopServices(platform, [], { force: true }).catch(() => {});
-    await stopSupervisor(home).catch(() => false); // started on demand by startServices
-    tmp.remove();
-  };
-  running.add(cleanup);
+  const bench = await openBenchPlatform(meta.name, specs);
+  const { dir, home, platform: p } = bench;
   try {
-    const config = join(tmp.dir, "services.toml");
-    writeFileSync(config, await registryToml(specs, tmp.dir));
-    const env = { ...process.env, PROVISIONING_HOME: home };
-    const p = platform = await Platform.open({ config, home, env });
     const readyMs = new Map(specs.map((s) => [s.name, s.readyMs]));
     const names = specs.map((s) => s.name);
     const critical = p.graph.criticalPath(names, (n) => readyMs.get(n)!);
@@ -103,7 +92,7 @@ export async function benchBringUp(
       };
       const a = { ...analyze(p, specs, marks, t0, bound), cpu };
       await stopServices(p, []);
-      for (const s of specs) rmSync(join(tmp.dir, `${s.name}.ready`), { force: true });
+      for (const s of specs) rmSync(join(dir, `${s.name}.ready`), { force: true });
       if (i >= warmup) done.push(a);
     }
     const m = (f: (a: RunAnalysis) => number) => median(done.map(f));
@@ -158,8 +147,7 @@ export async function benchBringUp(
       ],
     });
   } finally {
-    await cleanup();
-    running.delete(cleanup);
+    await bench.close();
   }
 }
 

@@ -9,8 +9,17 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Platform, stopServices, stopSupervisor } from "../mod.ts";
 import { mulberry32 } from "./gen_registry.ts";
-import { freePorts, PROBE_SCRIPT, q, scriptCommand, SERVICE_SCRIPT } from "./_bench_util.ts";
+import {
+  freePorts,
+  PROBE_SCRIPT,
+  q,
+  running,
+  scriptCommand,
+  SERVICE_SCRIPT,
+  tempDir,
+} from "./_bench_util.ts";
 
 /** One service of a benchmark platform. */
 export interface ServiceSpec {
@@ -149,4 +158,51 @@ export async function registryToml(
     );
   });
   return out.join("\n");
+}
+
+/** A benchmark's platform of `specs` in a temp dir, and how to tear it all down. */
+export interface BenchPlatform {
+  dir: string;
+  home: string;
+  config: string;
+  env: Record<string, string | undefined>;
+  platform: Platform;
+  /** Stop every service and the supervisor, remove the temp dir (also run on Ctrl+C). */
+  close(): Promise<void>;
+}
+
+/**
+ * Write the registry of `specs` into a temp dir and open it with its own PROVISIONING_HOME;
+ * `env` also names the registry (PROVISIONING_SERVICES) for CLI processes.
+ */
+export async function openBenchPlatform(
+  prefix: string,
+  specs: ServiceSpec[],
+  extraEnv: Record<string, string> = {},
+): Promise<BenchPlatform> {
+  const tmp = tempDir(prefix);
+  const home = join(tmp.dir, "home");
+  let platform: Platform | undefined;
+  const close = async () => {
+    running.delete(close);
+    if (platform) await stopServices(platform, [], { force: true }).catch(() => {});
+    await stopSupervisor(home).catch(() => false); // started on demand by startServices
+    tmp.remove();
+  };
+  running.add(close);
+  try {
+    const config = join(tmp.dir, "services.toml");
+    writeFileSync(config, await registryToml(specs, tmp.dir));
+    const env = {
+      ...process.env,
+      PROVISIONING_HOME: home,
+      PROVISIONING_SERVICES: config,
+      ...extraEnv,
+    };
+    platform = await Platform.open({ config, home, env });
+    return { dir: tmp.dir, home, config, env, platform, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }

@@ -7,20 +7,10 @@
  * @module
  */
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-import { Platform, startServices, stopServices, stopSupervisor } from "../mod.ts";
-import { demoGraph, registryToml } from "./_bench_graphs.ts";
-import {
-  type BenchResult,
-  denoBinary,
-  fmt,
-  median,
-  ROOT,
-  running,
-  tempDir,
-} from "./_bench_util.ts";
+import { startServices } from "../mod.ts";
+import { demoGraph, openBenchPlatform } from "./_bench_graphs.ts";
+import { type BenchResult, denoBinary, fmt, median, ROOT } from "./_bench_util.ts";
 
 /** Options of {@linkcode benchStatus}. */
 export interface StatusBenchOptions {
@@ -52,26 +42,10 @@ export function timeCommand(
 /** Run benchmark 4. */
 export async function benchStatus(opts: StatusBenchOptions = {}): Promise<BenchResult> {
   const { runs = 15 } = opts;
-  const tmp = tempDir("status");
-  const home = join(tmp.dir, "home");
-  let platform: Platform | undefined;
-  const cleanup = async () => {
-    if (platform) await stopServices(platform, [], { force: true }).catch(() => {});
-    await stopSupervisor(home).catch(() => false); // started on demand by startServices
-    tmp.remove();
-  };
-  running.add(cleanup);
+  const specs = demoGraph();
+  const bench = await openBenchPlatform("status", specs, { NO_COLOR: "1" });
+  const { env, platform: p } = bench;
   try {
-    const config = join(tmp.dir, "services.toml");
-    const specs = demoGraph();
-    writeFileSync(config, await registryToml(specs, tmp.dir));
-    const env = {
-      ...process.env,
-      PROVISIONING_HOME: home,
-      PROVISIONING_SERVICES: config,
-      NO_COLOR: "1",
-    };
-    const p = platform = await Platform.open({ config, home, env });
     const up = await startServices(p, specs.map((s) => s.name));
     if (!up.ok) throw new Error("Cannot start the seven demo services for the status benchmark");
 
@@ -125,7 +99,6 @@ export async function benchStatus(opts: StatusBenchOptions = {}): Promise<BenchR
       ],
     };
   } finally {
-    await cleanup();
-    running.delete(cleanup);
+    await bench.close();
   }
 }
