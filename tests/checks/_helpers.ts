@@ -7,6 +7,10 @@
 import { readFile } from "node:fs/promises";
 import type { Server } from "node:net";
 import type { CheckContext } from "../../core/types.ts";
+import { until } from "../_until.ts";
+
+/** Polls `condition` until it holds; throws naming `message` after `deadlineMs`. */
+export const waitFor = until;
 
 /** A context for calling a check directly. */
 export function checkContext(
@@ -46,19 +50,6 @@ export async function freePort(): Promise<number> {
   const port = await listen(server);
   await close(server);
   return port;
-}
-
-/** Polls `condition` every 20 ms until it holds; throws `message` after `deadlineMs`. */
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  message: string,
-  deadlineMs = 10_000,
-): Promise<void> {
-  const end = performance.now() + deadlineMs;
-  while (!(await condition())) {
-    if (performance.now() > end) throw new Error(`Timed out waiting: ${message}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** Whether `pid` no longer runs: no /proc entry, or a zombie awaiting its reaper. */

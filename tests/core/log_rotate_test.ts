@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { rotateIfLarger } from "../../core/_log_rotate.ts";
 import { logFile } from "../../core/state.ts";
 import { Platform } from "../../mod.ts";
+import { until } from "../_until.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "prov-rotate-"));
@@ -14,15 +15,6 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
     await fn(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** Poll `cond` every 10 ms until it holds; throw after `ms`. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

@@ -15,15 +15,7 @@ import {
   processStartTime,
   waitGone,
 } from "../../core/process.ts";
-
-/** Poll `cond` until it holds; fail after `ms`. */
-async function until(cond: () => Promise<boolean> | boolean, what: string, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { until } from "../_until.ts";
 
 /** Start `sh -c script` in its own process group; stdout is piped. */
 function group(script: string): { child: ChildProcess; pid: number; out: () => string } {

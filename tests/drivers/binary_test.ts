@@ -24,6 +24,7 @@ import {
   writeState,
 } from "../../core/state.ts";
 import type { DriverContext, Service } from "../../core/types.ts";
+import { until } from "../_until.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -77,14 +78,6 @@ async function withHome(
       await waitGone(async () => (await groupMembers(pgid)).length > 0, 5000);
     }
     await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function until(cond: () => Promise<boolean> | boolean, what: string, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

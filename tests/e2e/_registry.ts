@@ -19,6 +19,8 @@ import { type CliResult, ROOT, runCli } from "../_cli.ts";
 import { isAlive, killGroup, waitGone } from "../../core/process.ts";
 import { readState } from "../../core/state.ts";
 import { type LifecycleEvent, Platform, stopServices, stopSupervisor } from "../../mod.ts";
+import { until } from "../_until.ts";
+export { until };
 
 /** The demo service program. */
 export const SERVICE_SCRIPT = join(ROOT, "examples/platform/service.mjs");
@@ -57,19 +59,6 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** Poll `cond` every 10 ms until it holds; throw `Timed out waiting for <what>` after `ms`. */
-export async function until(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  ms = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** Live (non-zombie) processes with `arg` as one of their exact command-line arguments. */
