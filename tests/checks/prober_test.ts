@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import http from "../../checks/http.ts";
 import { probeOnce, type ProbeTarget, waitHealthy, watch } from "../../checks/prober.ts";
+import { beat } from "../../core/_sleep.ts";
 import type { Check, CheckResult, HealthCheckConfig } from "../../core/types.ts";
 import { DemoService } from "../examples/_demo_service.ts";
 import { close, freePort, listen } from "./_helpers.ts";
@@ -159,4 +160,55 @@ Deno.test("watch returns at once when its signal is already aborted", async () =
   let calls = 0;
   await watch(httpTarget(1), { signal: controller.signal, onResult: () => calls++ });
   assert.equal(calls, 0);
+});
+
+Deno.test("beat wakes every waiter of one period together, on its multiples", async () => {
+  const woke: number[] = [];
+  await beat(100); // from the start of a period ...
+  const waiters = [0, 1, 2].map(async (i) => {
+    if (i) await new Promise((r) => setTimeout(r, i * 7)); // ... join at different moments
+    await beat(100);
+    woke.push(performance.now());
+  });
+  await Promise.all(waiters);
+  // One timer woke all three: the same turn of the event loop, within a millisecond (three
+  // timers of their own would be 7 ms apart).
+  assert.ok(Math.max(...woke) - Math.min(...woke) < 1, `${woke.map((t) => t.toFixed(2))}`);
+});
+
+Deno.test("beat resolves at once on abort and leaves no timer behind", async () => {
+  const controller = new AbortController();
+  const started = performance.now();
+  const waiting = beat(60_000, controller.signal);
+  controller.abort();
+  await waiting;
+  assert.ok(performance.now() - started < 1_000);
+  // Deno's sanitizer fails this test if the 60 s timer were still pending.
+});
+
+Deno.test("watches with the same interval probe on the same beat", async () => {
+  const server = createServer((_req, res) => res.writeHead(200).end());
+  const port = await listen(server);
+  const controller = new AbortController();
+  const times: number[][] = [[], []];
+  try {
+    await Promise.all([0, 1].map(async (i) => {
+      await new Promise((r) => setTimeout(r, i * 120)); // start 120 ms apart
+      await watch(httpTarget(port, { interval: 0.3 }), {
+        signal: controller.signal,
+        onResult: () => {
+          times[i].push(performance.now());
+          if (times[0].length >= 3 && times[1].length >= 3) controller.abort();
+        },
+      });
+    }));
+  } finally {
+    await close(server);
+  }
+  // After their first (immediate) attempts, both probe on the shared 300 ms beat (periods of
+  // their own would keep them 120 ms apart).
+  for (const k of [1, 2]) {
+    const [a, b] = [times[0].at(-k)!, times[1].at(-k)!];
+    assert.ok(Math.abs(a - b) < 50, `attempt -${k}: ${JSON.stringify(times)}`);
+  }
 });
