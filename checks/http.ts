@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { connect } from "node:net";
 import { z } from "zod";
 import { defineCheck } from "../core/plugin_api.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
@@ -35,7 +36,10 @@ const config = z
       .default("GET"),
     /** Extra request headers. */
     headers: z
-      .record(z.string().regex(HEADER_NAME, "Invalid header name"), z.string())
+      .record(
+        z.string().regex(HEADER_NAME, "Invalid header name"),
+        z.string().regex(/^[^\r\n\0]*$/, "Header values cannot contain line breaks"),
+      )
       .default(() => ({})),
     /** Request body (not with GET or HEAD). */
     body: z.string().optional(),
@@ -62,28 +66,212 @@ async function run(cfg: HttpCheckConfig, ctx: CheckContext): Promise<CheckResult
     durationMs: since(start),
   });
   try {
-    // The runtime's own fetch (Deno: native; Node: its built-in undici): a check costs about a
-    // quarter of a millisecond of CPU under Deno, against 1.4 ms for an undici Agent per attempt,
-    // which is what a supervisor checking 50 services every 10 s pays. `connection: close` keeps
-    // the old guarantee: a fresh connection per attempt, proving the service still accepts, and
-    // no keep-alive socket left behind. Redirects are not followed: a 3xx is the answer.
-    const res = await fetch(cfg.endpoint, {
-      method: cfg.method,
-      headers: { ...cfg.headers, connection: "close" },
-      body: cfg.body,
-      redirect: "manual",
-      signal: attempt.signal,
-    });
-    await res.body?.cancel().catch(() => {});
-    return res.status === cfg.expected_status
-      ? result(true, `HTTP status ${res.status} matches expected`)
-      : result(false, `HTTP status ${res.status} (expected ${cfg.expected_status})`);
+    const status = cfg.endpoint.startsWith("http:")
+      ? await statusLine(cfg, attempt.signal)
+      : await fetchStatus(cfg, attempt.signal);
+    return status === cfg.expected_status
+      ? result(true, `HTTP status ${status} matches expected`)
+      : result(false, `HTTP status ${status} (expected ${cfg.expected_status})`);
   } catch (error) {
     if (attempt.signal.aborted) return result(false, attempt.abortMessage());
     return result(false, describeFailure(cfg.endpoint, error, ctx.timeoutMs));
   } finally {
     attempt.dispose();
   }
+}
+
+/**
+ * Plain `http:`: one HTTP/1.1 request on a fresh connection (`Connection: close`), answered by
+ * the status line alone: the rest of the response is never read, the socket is destroyed as
+ * soon as the status is known (as HAProxy's `httpchk` does). Under Deno that is half the CPU of
+ * the runtime's `fetch` per attempt, which is most of what an idle supervisor spends. Interim
+ * `1xx` answers are skipped; redirects are not followed: a 3xx is the answer.
+ */
+function statusLine(cfg: HttpCheckConfig, signal: AbortSignal): Promise<number> {
+  const { host, port, bytes } = plainRequest(cfg);
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  return deno ? denoStatus(deno, host, port, bytes, signal) : nodeStatus(host, port, bytes, signal);
+}
+
+/** Where to connect and the request's bytes, built once per config (a watch reuses them). */
+interface PlainRequest {
+  host: string;
+  port: number;
+  bytes: Uint8Array;
+}
+
+const requests = new WeakMap<HttpCheckConfig, PlainRequest>();
+
+function plainRequest(cfg: HttpCheckConfig): PlainRequest {
+  const known = requests.get(cfg);
+  if (known) return known;
+  const url = new URL(cfg.endpoint);
+  const headers: Record<string, string> = { host: url.host };
+  for (const [name, value] of Object.entries(cfg.headers)) headers[name.toLowerCase()] = value;
+  if (url.username || url.password) {
+    const user = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    headers.authorization ??= `Basic ${btoa(user)}`;
+  }
+  const body = cfg.body === undefined ? undefined : new TextEncoder().encode(cfg.body);
+  if (body) headers["content-length"] = String(body.byteLength);
+  headers.connection = "close";
+  const head = [
+    `${cfg.method} ${url.pathname}${url.search} HTTP/1.1`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    "",
+    "",
+  ].join("\r\n");
+  const request = new TextEncoder().encode(head);
+  const made = {
+    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: Number(url.port || 80),
+    bytes: body ? concat(request, body) : request,
+  };
+  requests.set(cfg, made);
+  return made;
+}
+
+const concat = (a: Uint8Array, b: Uint8Array) => {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+};
+
+/** The status from the text received so far; throws when it is not HTTP or far too long. */
+function statusSoFar(received: string): number | undefined {
+  const status = parseStatus(received);
+  if (status === "bad") {
+    throw new Error(`Not an HTTP response: ${JSON.stringify(received.slice(0, 40))}`);
+  }
+  if (status === undefined && received.length > 64 * 1024) {
+    throw new Error("Response headers too long");
+  }
+  return status;
+}
+
+const closedEarly = () => Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
+
+/**
+ * Under Deno, its own sockets: half the CPU of `node:net` or `fetch` per check (0.2 against
+ * 0.45 ms, measured in a loop of 1,000 checks).
+ */
+async function denoStatus(
+  deno: typeof Deno,
+  host: string,
+  port: number,
+  request: Uint8Array,
+  signal: AbortSignal,
+): Promise<number> {
+  let conn: Deno.TcpConn | undefined;
+  const close = () => {
+    try {
+      conn?.close();
+    } catch { /* closed already */ }
+    conn = undefined;
+  };
+  let onAbort = () => {};
+  try {
+    conn = await new Promise<Deno.TcpConn>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      deno.connect({ hostname: host, port }).then((c) => {
+        if (signal.aborted) c.close();
+        else resolve(c);
+      }, reject);
+    });
+    signal.removeEventListener("abort", onAbort);
+    onAbort = close; // a pending read ends at once
+    signal.addEventListener("abort", onAbort, { once: true });
+    for (let off = 0; off < request.length;) off += await conn.write(request.subarray(off));
+    const chunk = new Uint8Array(4096);
+    const decoder = new TextDecoder("latin1");
+    let received = "";
+    while (true) {
+      const n = await conn.read(chunk);
+      if (n === null) throw closedEarly();
+      received += decoder.decode(chunk.subarray(0, n));
+      const status = statusSoFar(received);
+      if (status !== undefined) return status;
+    }
+  } catch (error) {
+    throw signal.aborted ? signal.reason : error;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    close();
+  }
+}
+
+/** Elsewhere (Node, Bun): `node:net`. */
+function nodeStatus(
+  host: string,
+  port: number,
+  request: Uint8Array,
+  signal: AbortSignal,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const socket = connect({ host, port, autoSelectFamily: true });
+    let received = "";
+    let settled = false;
+    const settle = (error: unknown, status?: number) => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener("abort", onAbort);
+      socket.destroy();
+      if (status === undefined) reject(error);
+      else resolve(status);
+    };
+    const onAbort = () => settle(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    socket.once("connect", () => socket.write(request));
+    socket.on("data", (chunk: Uint8Array) => {
+      received += new TextDecoder("latin1").decode(chunk);
+      try {
+        const status = statusSoFar(received);
+        if (status !== undefined) settle(undefined, status);
+      } catch (error) {
+        settle(error);
+      }
+    });
+    socket.once("end", () => settle(closedEarly()));
+    socket.on("error", (error) => settle(error));
+  });
+}
+
+/**
+ * The final status of a response whose start is `text`: undefined while the status line (or
+ * an interim 1xx response) is incomplete, "bad" when it is not HTTP.
+ */
+export function parseStatus(text: string): number | "bad" | undefined {
+  let rest = text;
+  while (true) {
+    const eol = rest.indexOf("\r\n");
+    if (eol < 0) {
+      return /^(H(T(T(P(\/(\d(\.(\d)?)?)?)?)?)?)?)?$/.test(rest.slice(0, 8)) ? undefined : "bad";
+    }
+    const m = /^HTTP\/\d(?:\.\d)? (\d{3})(?: |$)/.exec(rest.slice(0, eol));
+    if (!m) return "bad";
+    const status = Number(m[1]);
+    if (status >= 200 || status === 101) return status;
+    const end = rest.indexOf("\r\n\r\n"); // an interim 1xx: its headers end, then the next
+    if (end < 0) return undefined;
+    rest = rest.slice(end + 4);
+  }
+}
+
+/** `https:` through the runtime's fetch (TLS needs the real client). */
+async function fetchStatus(cfg: HttpCheckConfig, signal: AbortSignal): Promise<number> {
+  const res = await fetch(cfg.endpoint, {
+    method: cfg.method,
+    headers: { ...cfg.headers, connection: "close" },
+    body: cfg.body,
+    redirect: "manual",
+    signal,
+  });
+  await res.body?.cancel().catch(() => {});
+  return res.status;
 }
 
 /** The failure's code: Node puts it on `cause.code`, Deno only in the message. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import http from "../../checks/http.ts";
+import { createServer as createNetServer, type Socket } from "node:net";
+import http, { parseStatus } from "../../checks/http.ts";
 import { checkContext, close, freePort, listen } from "./_helpers.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -155,4 +156,112 @@ Deno.test("http config rejects an out-of-range status, an unknown method and a G
   for (const input of bad) {
     assert.equal(http.config.safeParse(input).success, false, JSON.stringify(input));
   }
+});
+
+/** Runs `fn` against a raw TCP server on 127.0.0.1 whose connections `onConn` handles. */
+async function withRawServer(
+  onConn: (socket: Socket, request: Promise<string>) => void,
+  fn: (base: string) => Promise<void>,
+): Promise<void> {
+  const server = createNetServer((socket) => {
+    socket.on("error", () => {});
+    const request = new Promise<string>((resolve) => {
+      let text = "";
+      socket.on("data", (chunk) => {
+        text += chunk.toString("latin1");
+        if (text.includes("\r\n\r\n")) resolve(text);
+      });
+    });
+    onConn(socket, request);
+  });
+  const port = await listen(server);
+  try {
+    await fn(`http://127.0.0.1:${port}`);
+  } finally {
+    await close(server);
+  }
+}
+
+Deno.test("http check reads only the status line, even when it arrives a byte at a time", async () => {
+  await withRawServer(async (socket, request) => {
+    await request;
+    for (const byte of "HTTP/1.1 204 No Content\r\n") socket.write(byte);
+    // The headers never end and the connection stays open: the status line is enough.
+  }, async (base) => {
+    const cfg = http.config.parse({ endpoint: `${base}/health`, expected_status: 204 });
+    const result = await http.run(cfg, checkContext(2_000));
+    assert.equal(result.healthy, true, result.message);
+  });
+});
+
+Deno.test("http check skips an interim 100 Continue and judges the final status", async () => {
+  await withRawServer(async (socket, request) => {
+    await request;
+    socket.write("HTTP/1.1 100 Continue\r\nX-A: 1\r\n\r\nHTTP/1.1 503 Service Unavailable\r\n\r\n");
+  }, async (base) => {
+    const cfg = http.config.parse({ endpoint: base });
+    const result = await http.run(cfg, checkContext(2_000));
+    assert.equal(result.message, "HTTP status 503 (expected 200)");
+  });
+});
+
+Deno.test("http check reports a server that is not HTTP, and one that hangs up", async () => {
+  await withRawServer(async (socket, request) => {
+    await request;
+    socket.end("SSH-2.0-OpenSSH_9.6\r\n");
+  }, async (base) => {
+    const result = await http.run(http.config.parse({ endpoint: base }), checkContext(2_000));
+    assert.equal(result.healthy, false);
+    assert.match(result.message, /failed: Not an HTTP response: "SSH-2\.0/);
+  });
+  await withRawServer((socket) => socket.destroy(), async (base) => {
+    const result = await http.run(http.config.parse({ endpoint: base }), checkContext(2_000));
+    assert.equal(result.healthy, false);
+    assert.equal(result.message, `Connection reset: ${new URL(base).host}`);
+  });
+});
+
+Deno.test("http check sends one HTTP/1.1 request: path, query, Host, credentials, Connection: close", async () => {
+  let seen = "";
+  await withRawServer(async (socket, request) => {
+    seen = await request;
+    socket.end("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  }, async (base) => {
+    const url = new URL(`${base}/api/health?deep=1`);
+    url.username = "ops";
+    url.password = "s3cret";
+    const cfg = http.config.parse({ endpoint: url.href, headers: { "X-Probe": "yes" } });
+    const result = await http.run(cfg, checkContext(2_000));
+    assert.equal(result.healthy, true, result.message);
+  });
+  const [line, ...headers] = seen.trimEnd().split("\r\n");
+  assert.equal(line, "GET /api/health?deep=1 HTTP/1.1");
+  const byName = Object.fromEntries(headers.map((h) => h.split(": ")));
+  assert.match(byName.host, /^127\.0\.0\.1:\d+$/);
+  assert.equal(byName.authorization, `Basic ${btoa("ops:s3cret")}`);
+  assert.equal(byName["x-probe"], "yes");
+  assert.equal(byName.connection, "close");
+  assert.equal(headers.length, 4, "one header each, nothing repeated");
+});
+
+Deno.test("http config rejects a header value with a line break", () => {
+  const r = http.config.safeParse({
+    endpoint: "http://x/",
+    headers: { "X-A": "ok\r\nX-Injected: 1" },
+  });
+  assert.equal(r.success, false);
+  assert.match(r.error!.issues[0].message, /line breaks/);
+});
+
+Deno.test("parseStatus: waits for a whole status line, skips 1xx, refuses what is not HTTP", () => {
+  assert.equal(parseStatus(""), undefined);
+  assert.equal(parseStatus("HTTP/1."), undefined);
+  assert.equal(parseStatus("HTTP/1.1 200 OK"), undefined);
+  assert.equal(parseStatus("HTTP/1.1 200 OK\r\n"), 200);
+  assert.equal(parseStatus("HTTP/1.0 404\r\n"), 404);
+  assert.equal(parseStatus("HTTP/1.1 100 Continue\r\n"), undefined);
+  assert.equal(parseStatus("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 302 Found\r\n"), 302);
+  assert.equal(parseStatus("HTTP/1.1 101 Switching Protocols\r\n"), 101);
+  assert.equal(parseStatus("SSH-2.0"), "bad");
+  assert.equal(parseStatus("HTTP/1.1 2000\r\n"), "bad");
 });
