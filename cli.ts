@@ -351,7 +351,12 @@ function build(): Command {
       const s = await supervisorStatus(defaultHome(process.env));
       if (o.json) return json(s ?? { running: false });
       if (!s) return out("Supervisor: not running");
-      out(`Supervisor: running (pid ${s.pid})`);
+      const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+      out(
+        `Supervisor: running (pid ${s.pid}${
+          s.memory ? `, RSS ${mib(s.memory.rss)}, heap ${mib(s.memory.heap_used)}` : ""
+        })`,
+      );
       for (const x of s.services) {
         out(
           `  ${x.name} - ${x.phase}${x.pid ? ` (pid ${x.pid})` : ""}${

@@ -12,12 +12,11 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ProvisioningError } from "./errors.ts";
 import type { StatePaths } from "./types.ts";
-import { safeName } from "./_names.ts";
+import { randomHex, safeName } from "./_names.ts";
 import { isAlive, processStartTime } from "./process.ts";
 import { sleep } from "./_sleep.ts";
 
@@ -84,8 +83,8 @@ async function acquire(
 
 /** Create `file` holding our owner line; the line (our token) on success, undefined on EEXIST. */
 async function tryCreate(paths: StatePaths, file: string): Promise<string | undefined> {
-  const token = `${process.pid} ${await ownStart()} ${randomBytes(6).toString("hex")}\n`;
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+  const token = `${process.pid} ${await ownStart()} ${randomHex()}\n`;
+  const tmp = `${file}.${process.pid}.${randomHex()}.tmp`;
   try {
     await writeFile(tmp, token, { mode: 0o600, flag: "wx" });
   } catch (error) {

@@ -17,3 +17,17 @@ export function safeName(name: string): string {
   }
   return name;
 }
+
+/**
+ * Twelve random hex digits, for temp file names and lock tokens. Web Crypto (global in Deno,
+ * Node and Bun): `node:crypto` would cost the long-lived supervisor about 1.5 MiB under Deno.
+ */
+export function randomHex(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The table name of a mode: `docker-compose` → `docker_compose`. */
+export function modeTable(mode: string): string {
+  return mode.replaceAll("-", "_");
+}

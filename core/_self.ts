@@ -19,3 +19,55 @@ export function selfCommand(args: string[]): { command: string; args: string[] }
   }
   return { command: process.execPath, args: [entry, ...args] };
 }
+
+/**
+ * V8 flags for the long-lived supervisor, which runs little code, rarely: a 1 MiB young
+ * generation, no optimising compilers (baseline code only), favour size, and no memory
+ * reducer (its full collections after the start-up burst cost more CPU than they saved RSS
+ * on a heap of about 12 MiB). With fifty services RSS drops from about 90 MiB to under 60.
+ */
+const SUPERVISOR_V8_FLAGS = [
+  "--max-semi-space-size=1",
+  "--lite-mode",
+  "--sparkplug",
+  "--optimize-for-size",
+  "--no-memory-reducer",
+];
+
+/** Command and arguments that run the supervisor daemon. */
+export function supervisorCommand(): {
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+} {
+  const versions = process.versions as Record<string, string | undefined>;
+  if (versions.deno) {
+    const main = fileURLToPath(new URL("./_supervisor_main.ts", import.meta.url));
+    return {
+      command: process.execPath,
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        "--no-code-cache",
+        `--v8-flags=${SUPERVISOR_V8_FLAGS.join(",")}`,
+        main,
+      ],
+      // No background check for a newer Deno from a daemon (it also pages in ~1.4 MiB); at
+      // most two malloc arenas for its handful of threads. Services get the CLI's environment,
+      // not these.
+      env: {
+        DENO_NO_UPDATE_CHECK: "1",
+        GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? "glibc.malloc.arena_max=2",
+      },
+    };
+  }
+  const self = selfCommand(["supervisor", "run"]);
+  // Node takes V8 flags before the script (and warns that lite mode turns off WebAssembly
+  // unless told so); a compiled binary (bun) has no V8.
+  if (versions.bun) return self;
+  return {
+    command: self.command,
+    args: [...SUPERVISOR_V8_FLAGS, "--no-expose-wasm", ...self.args],
+  };
+}

@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "./errors.ts";
-import { modeTable } from "./schema.ts";
+import { modeTable } from "./_names.ts";
 import type { Check, Driver, Service } from "./types.ts";
 
 /**

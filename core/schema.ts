@@ -132,7 +132,4 @@ export function tomlPath(segments: readonly (string | number | symbol)[]): strin
     .join(".").replaceAll(".[", "[");
 }
 
-/** The table name of a mode: `docker-compose` → `docker_compose`. */
-export function modeTable(mode: string): string {
-  return mode.replaceAll("-", "_");
-}
+export { modeTable } from "./_names.ts";

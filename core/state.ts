@@ -17,14 +17,13 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import type { ServiceState, StatePaths } from "./types.ts";
 
-import { safeName } from "./_names.ts";
+import { randomHex, safeName } from "./_names.ts";
 import { isAlive } from "./process.ts";
 
 export { withLock } from "./_lock.ts";
@@ -82,7 +81,7 @@ export async function ensureDirs(paths: StatePaths, opts: { force?: boolean } = 
 export async function writeFileAtomic(file: string, data: string): Promise<void> {
   const tmp = join(
     dirname(file),
-    `.${basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`,
+    `.${basename(file)}.${process.pid}.${randomHex()}.tmp`,
   );
   try {
     const handle = await open(tmp, "wx", 0o600);

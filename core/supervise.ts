@@ -10,7 +10,7 @@ import { closeSync, openSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { request } from "./_ipc.ts";
 import { sleep } from "./_sleep.ts";
-import { selfCommand } from "./_self.ts";
+import { supervisorCommand } from "./_self.ts";
 import { ProvisioningError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
 import { ensureDirs, statePaths, withLock } from "./state.ts";
@@ -41,11 +41,11 @@ export async function ensureSupervisor(p: Platform): Promise<void> {
     const files = supervisorFiles(p.paths);
     const out = openSync(files.log, "a", 0o600);
     try {
-      const self = selfCommand(["supervisor", "run"]);
+      const self = supervisorCommand();
       const child = spawn(self.command, self.args, {
         detached: true,
         stdio: ["ignore", out, out],
-        env: { ...p.env, PROVISIONING_HOME: p.paths.home } as Record<string, string>,
+        env: { ...p.env, PROVISIONING_HOME: p.paths.home, ...self.env } as Record<string, string>,
       });
       child.on("error", () => {});
       child.unref();
@@ -121,6 +121,8 @@ export function supervisorStatus(home: string): Promise<
   | {
     ok: boolean;
     pid: number;
+    /** Bytes: resident set, and the JS heap used / reserved. */
+    memory?: { rss: number; heap_used: number; heap_total: number };
     services: { name: string; phase: string; pid?: number; streak: number }[];
   }
   | undefined

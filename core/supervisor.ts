@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { chmod } from "node:fs/promises";
 import { waitHealthy, watch } from "../checks/prober.ts";
 import { type Listener, serve } from "./_ipc.ts";
+import { beat } from "./_sleep.ts";
 import { rotateIfLarger } from "./_log_rotate.ts";
 import { nextStreak, restartDelayMs } from "./_restart_policy.ts";
 import { PluginRegistry } from "./plugins.ts";
@@ -116,7 +117,8 @@ export class Supervisor {
   #plugins = new Map<string, PluginRegistry>();
   #server?: Listener;
   #idleTimer?: ReturnType<typeof setTimeout>;
-  #ticker?: ReturnType<typeof setInterval>;
+  /** Ends the rotation loop at shutdown. */
+  #stopping = new AbortController();
   #done!: () => void;
   #env: Record<string, string | undefined>;
 
@@ -136,7 +138,7 @@ export class Supervisor {
     this.#server = await serve(this.files.socket, (msg) => this.#handle(msg));
     await chmod(this.files.socket, 0o600);
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => this.shutdown());
-    this.#ticker = setInterval(() => this.#tick(), ROTATE_EVERY_MS);
+    this.#tickLoop();
     this.log(`supervisor ${process.pid} serving ${this.files.socket}`);
     await this.#readopt();
     this.#maybeIdle();
@@ -146,7 +148,7 @@ export class Supervisor {
   /** Stop watching everything (services keep running) and exit. */
   async shutdown(): Promise<void> {
     for (const e of this.#entries.values()) e.ac.abort();
-    clearInterval(this.#ticker);
+    this.#stopping.abort();
     clearInterval(this.#poller);
     clearTimeout(this.#idleTimer);
     await this.#server?.close();
@@ -210,9 +212,11 @@ export class Supervisor {
   async #handle(msg: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (msg.op === "status") {
       // Read-only: it must not keep an idle supervisor alive (`watch supervisor status`).
+      const mem = process.memoryUsage();
       return {
         ok: true,
         pid: process.pid,
+        memory: { rss: mem.rss, heap_used: mem.heapUsed, heap_total: mem.heapTotal },
         services: [...this.#entries.values()].map((e) => ({
           name: e.name,
           phase: e.phase,
@@ -608,6 +612,18 @@ export class Supervisor {
 
   async #homeExists(): Promise<boolean> {
     return await stat(this.paths.home).then(() => true, () => false);
+  }
+
+  /**
+   * Every 10 s, on the same shared beat as 10 s health checks (one wake-up for both): is the
+   * home still there, and does a log need rotating.
+   */
+  async #tickLoop(): Promise<void> {
+    const signal = this.#stopping.signal;
+    while (!signal.aborted) {
+      await beat(ROTATE_EVERY_MS, signal);
+      if (!signal.aborted) await this.#tick().catch((e) => this.log(`tick: ${e.message}`));
+    }
   }
 
   async #tick(): Promise<void> {
