@@ -17,7 +17,8 @@
  *
  * @module
  */
-import { chmod, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmod, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
@@ -83,16 +84,14 @@ export async function writeFileAtomic(file: string, data: string): Promise<void>
     dirname(file),
     `.${basename(file)}.${process.pid}.${randomHex()}.tmp`,
   );
+  // Synchronous calls: a state file is a few hundred bytes on a local disk (never fsynced, see
+  // the module doc), and under Deno each async fs call costs several times the CPU on the path
+  // of every start, in the CLI and in the supervisor alike.
   try {
-    const handle = await open(tmp, "wx", 0o600);
-    try {
-      await handle.writeFile(data, "utf8");
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, file);
+    writeFileSync(tmp, data, { encoding: "utf8", flag: "wx", mode: 0o600 });
+    renameSync(tmp, file);
   } catch (error) {
-    await rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw error;
   }
   if (!swept.has(dirname(file))) {
@@ -163,7 +162,7 @@ export async function readState(
   const file = stateFile(paths, name);
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = readFileSync(file, "utf8"); // synchronous, as in writeFileAtomic
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
@@ -203,14 +202,16 @@ export async function removeState(paths: StatePaths, name: string): Promise<void
 }
 
 /** The PID recorded for `name`, or undefined when there is no (readable, numeric) PID file. */
-export async function readPid(paths: StatePaths, name: string): Promise<number | undefined> {
+export function readPid(paths: StatePaths, name: string): Promise<number | undefined> {
   try {
-    const text = (await readFile(pidFile(paths, name), "utf8")).trim();
+    const text = readFileSync(pidFile(paths, name), "utf8").trim();
     const pid = Number(text);
-    return /^\d+$/.test(text) && pid > 0 && Number.isSafeInteger(pid) ? pid : undefined;
+    return Promise.resolve(
+      /^\d+$/.test(text) && pid > 0 && Number.isSafeInteger(pid) ? pid : undefined,
+    );
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return Promise.resolve(undefined);
+    return Promise.reject(error);
   }
 }
 
