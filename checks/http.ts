@@ -150,6 +150,9 @@ function statusSoFar(received: string): number | undefined {
   return status;
 }
 
+/** Status lines and header names are ASCII; latin1 never fails on a stray byte. */
+const LATIN1 = new TextDecoder("latin1");
+
 const closedEarly = () => Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
 
 /**
@@ -185,13 +188,14 @@ async function denoStatus(
     onAbort = close; // a pending read ends at once
     signal.addEventListener("abort", onAbort, { once: true });
     for (let off = 0; off < request.length;) off += await conn.write(request.subarray(off));
-    const chunk = new Uint8Array(4096);
-    const decoder = new TextDecoder("latin1");
+    // Small: a status line fits, and fifty checks in flight on one beat should not push each
+    // other's buffers out of the young generation.
+    const chunk = new Uint8Array(512);
     let received = "";
     while (true) {
       const n = await conn.read(chunk);
       if (n === null) throw closedEarly();
-      received += decoder.decode(chunk.subarray(0, n));
+      received += LATIN1.decode(chunk.subarray(0, n));
       const status = statusSoFar(received);
       if (status !== undefined) return status;
     }
@@ -227,7 +231,7 @@ function nodeStatus(
     signal.addEventListener("abort", onAbort, { once: true });
     socket.once("connect", () => socket.write(request));
     socket.on("data", (chunk: Uint8Array) => {
-      received += new TextDecoder("latin1").decode(chunk);
+      received += LATIN1.decode(chunk);
       try {
         const status = statusSoFar(received);
         if (status !== undefined) settle(undefined, status);

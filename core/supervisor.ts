@@ -73,6 +73,7 @@ export function supervisorFiles(paths: StatePaths) {
 const LIVENESS_POLL_MS = 1_000;
 const ROTATE_EVERY_MS = 10_000;
 const IDLE_EXIT_MS = 2_000;
+const COMPACT_AFTER_MS = 2_000;
 
 /** One incarnation of a service whose PID is polled (it is not our child). */
 interface Polled {
@@ -117,6 +118,7 @@ export class Supervisor {
   #plugins = new Map<string, PluginRegistry>();
   #server?: Listener;
   #idleTimer?: ReturnType<typeof setTimeout>;
+  #compactTimer?: ReturnType<typeof setTimeout>;
   /** Ends the rotation loop at shutdown. */
   #stopping = new AbortController();
   #done!: () => void;
@@ -151,6 +153,7 @@ export class Supervisor {
     this.#stopping.abort();
     clearInterval(this.#poller);
     clearTimeout(this.#idleTimer);
+    clearTimeout(this.#compactTimer);
     await this.#server?.close();
     await rm(this.files.socket, { force: true });
     const owner = await readFile(this.files.pid, "utf8").catch(() => "");
@@ -260,7 +263,26 @@ export class Supervisor {
       }
     } finally {
       this.#maybeIdle();
+      this.#compactSoon();
     }
+  }
+
+  /**
+   * Collect and compact the heap once a burst of requests is over (`COMPACT_AFTER_MS` without
+   * one): a bring-up leaves megabytes of garbage behind, and a daemon that then only runs
+   * health checks would carry it until V8 next needs room. This is what V8's memory reducer
+   * does, but at a time of our choosing; the reducer itself is off (see `_self.ts`). A no-op
+   * where the runtime exposes no `gc()`.
+   */
+  #compactSoon(): void {
+    const gc = (globalThis as { gc?: (opts?: Record<string, string>) => void }).gc;
+    if (!gc) return;
+    clearTimeout(this.#compactTimer);
+    // "last-resort": every available garbage, and the freed pages returned to the system.
+    this.#compactTimer = setTimeout(
+      () => gc({ type: "major", execution: "sync", flavor: "last-resort" }),
+      COMPACT_AFTER_MS,
+    );
   }
 
   /**

@@ -66,6 +66,7 @@ export async function cliStatus(sb: Sandbox, name: string): Promise<StatusReport
 export interface SupervisorReport {
   running?: false;
   pid?: number;
+  memory?: { rss: number; heap_used: number; heap_total: number };
   services?: { name: string; phase: string; pid?: number; streak: number }[];
 }
 

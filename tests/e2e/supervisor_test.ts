@@ -313,3 +313,25 @@ Deno.test("`services start` brings back a service that died while no supervisor 
   const report = await cliSupervisorStatus(sb);
   assert.deepEqual(report.services?.map((x) => x.name), ["back"]);
 });
+
+Deno.test("the supervisor runs as a small daemon: its own entry, V8 flags, and it reports its memory", async () => {
+  await using sb = await supervisedSandbox([{ name: "api", startup: restart }]);
+  await start(sb, "api");
+  const pid = await supervisorPid(sb);
+  assert.ok(pid, "no supervisor pid file");
+  const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+  assert.ok(argv.some((a) => a.endsWith("core/_supervisor_main.ts")), argv.join(" "));
+  assert.ok(argv.some((a) => a.startsWith("--v8-flags=") && a.includes("--lite-mode")));
+  const environ = (await readFile(`/proc/${pid}/environ`, "utf8")).split("\0");
+  assert.ok(environ.includes("DENO_NO_UPDATE_CHECK=1"));
+  const report = await cliSupervisorStatus(sb);
+  assert.ok(report.memory, JSON.stringify(report));
+  assert.ok(report.memory.rss > report.memory.heap_used && report.memory.heap_used > 0);
+  assert.ok(environ.some((l) => l.startsWith("GLIBC_TUNABLES=")));
+  // The service it started gets the CLI's environment, not the supervisor's own settings.
+  const child = (await readFile(`/proc/${await pidOf(sb, "api")}/environ`, "utf8")).split("\0");
+  assert.equal(
+    child.some((l) => l.startsWith("GLIBC_TUNABLES=")),
+    process.env.GLIBC_TUNABLES !== undefined,
+  );
+});
