@@ -58,7 +58,11 @@ async function requestDeno<T>(
     }
     throw e;
   }
-  const timer = setTimeout(() => conn.close(), timeoutMs);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, timeoutMs);
   let buf = "";
   try {
     const out = new TextEncoder().encode(JSON.stringify(msg) + "\n");
@@ -71,9 +75,7 @@ async function requestDeno<T>(
       buf += decoder.decode(chunk.subarray(0, n), { stream: true });
     }
   } catch (e) {
-    if (e instanceof deno.errors.BadResource || e instanceof deno.errors.Interrupted) {
-      throw new Error(`Supervisor did not answer "${msg.op}" within ${timeoutMs} ms`);
-    }
+    if (timedOut) throw new Error(`Supervisor did not answer "${msg.op}" within ${timeoutMs} ms`);
     throw e;
   } finally {
     clearTimeout(timer);

@@ -51,7 +51,7 @@ export function beat(periodMs: number, signal?: AbortSignal): Promise<void> {
     };
     const onAbort = () => {
       beat.waiters.delete(wake);
-      if (beat.waiters.size === 0) {
+      if (beat.waiters.size === 0 && beats.get(period) === beat) {
         clearTimeout(beat.timer);
         beats.delete(period);
       }
