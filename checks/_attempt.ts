@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { CheckContext } from "../core/types.ts";
+import type { CheckContext, CheckResult } from "../core/types.ts";
 
 /** The signal of one attempt: aborted at `ctx.timeoutMs` or when `ctx.signal` aborts. */
 export interface Attempt {
@@ -15,6 +15,8 @@ export interface Attempt {
   abortMessage(): string;
   /** Clears the timer and detaches from `ctx.signal`; call it in `finally`. */
   dispose(): void;
+  /** This attempt's result, timed from `startAttempt`. */
+  result(healthy: boolean, message: string): CheckResult;
 }
 
 /** A reason whose `name` is `TimeoutError`, as `AbortSignal.timeout()` uses. */
@@ -32,6 +34,7 @@ export function isTimeoutReason(reason: unknown): boolean {
  * prober) still stops at `ctx.timeoutMs`.
  */
 export function startAttempt(ctx: Pick<CheckContext, "signal" | "timeoutMs">): Attempt {
+  const start = performance.now();
   const controller = new AbortController();
   const onAbort = () => controller.abort(ctx.signal.reason);
   const timer = setTimeout(() => controller.abort(timeoutReason(ctx.timeoutMs)), ctx.timeoutMs);
@@ -46,6 +49,7 @@ export function startAttempt(ctx: Pick<CheckContext, "signal" | "timeoutMs">): A
       clearTimeout(timer);
       ctx.signal.removeEventListener("abort", onAbort);
     },
+    result: (healthy, message) => ({ healthy, message, durationMs: since(start) }),
   };
 }
 

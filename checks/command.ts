@@ -17,7 +17,7 @@ import { stat } from "node:fs/promises";
 import { z } from "zod";
 import { defineCheck } from "../core/plugin_api.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
-import { errorMessage, since, startAttempt } from "./_attempt.ts";
+import { errorMessage, startAttempt } from "./_attempt.ts";
 import { killTagged, newTag, TAG_VARIABLE } from "./_process_tree.ts";
 
 /** How long to wait for the killed tree's pipes to close before giving up on it. */
@@ -38,13 +38,8 @@ const config = z.strictObject({
 export type CommandCheckConfig = z.output<typeof config>;
 
 async function run(cfg: CommandCheckConfig, ctx: CheckContext): Promise<CheckResult> {
-  const start = performance.now();
   const attempt = startAttempt(ctx);
-  const result = (healthy: boolean, message: string) => ({
-    healthy,
-    message,
-    durationMs: since(start),
-  });
+  const result = attempt.result;
   const tag = newTag();
   let killing: Promise<unknown> | undefined;
   const killTree = () => (killing = killTagged(tag).catch(() => {}));

@@ -15,7 +15,7 @@ import { connect } from "node:net";
 import { z } from "zod";
 import { defineCheck } from "../core/plugin_api.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
-import { errorCode, errorMessage, since, startAttempt } from "./_attempt.ts";
+import { errorCode, errorMessage, startAttempt } from "./_attempt.ts";
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] as const;
 const LOWER_METHODS = METHODS.map((m) => m.toLowerCase() as Lowercase<typeof m>);
@@ -58,13 +58,8 @@ const config = z
 export type HttpCheckConfig = z.output<typeof config>;
 
 async function run(cfg: HttpCheckConfig, ctx: CheckContext): Promise<CheckResult> {
-  const start = performance.now();
   const attempt = startAttempt(ctx);
-  const result = (healthy: boolean, message: string) => ({
-    healthy,
-    message,
-    durationMs: since(start),
-  });
+  const result = attempt.result;
   try {
     const status = cfg.endpoint.startsWith("http:")
       ? await statusLine(cfg, attempt.signal)

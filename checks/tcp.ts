@@ -16,7 +16,7 @@ import { connect } from "node:net";
 import { z } from "zod";
 import { defineCheck } from "../core/plugin_api.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
-import { errorCode, errorMessage, since, startAttempt } from "./_attempt.ts";
+import { errorCode, errorMessage, startAttempt } from "./_attempt.ts";
 
 const config = z.strictObject({
   /** Host name or address to connect to. */
@@ -29,25 +29,16 @@ const config = z.strictObject({
 export type TcpCheckConfig = z.output<typeof config>;
 
 async function run(cfg: TcpCheckConfig, ctx: CheckContext): Promise<CheckResult> {
-  const start = performance.now();
   const attempt = startAttempt(ctx);
   const target = `${cfg.host}:${cfg.port}`;
   try {
     await connectOnce(cfg.host, cfg.port, attempt.signal);
-    return {
-      healthy: true,
-      message: `TCP connect to ${target} succeeded`,
-      durationMs: since(start),
-    };
+    return attempt.result(true, `TCP connect to ${target} succeeded`);
   } catch (error) {
     const why = attempt.signal.aborted
       ? attempt.timedOut() ? `timed out after ${ctx.timeoutMs} ms` : "cancelled"
       : errorCode(error) ?? errorMessage(error);
-    return {
-      healthy: false,
-      message: `TCP connect to ${target} failed: ${why}`,
-      durationMs: since(start),
-    };
+    return attempt.result(false, `TCP connect to ${target} failed: ${why}`);
   } finally {
     attempt.dispose();
   }
