@@ -9,12 +9,12 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
 import { join } from "node:path";
 import { Platform, stopServices, stopSupervisor } from "../mod.ts";
 import { mulberry32 } from "./gen_registry.ts";
 import {
   freePorts,
+  healthStatus,
   median,
   PROBE_SCRIPT,
   q,
@@ -189,25 +189,13 @@ export async function programHeadStart(dir: string, runs = 7): Promise<number> {
     `echo "${now} calibration ready"`,
     `exec ${BUSYBOX} httpd -f -p 127.0.0.1:${port} -h ${q(www)}`,
   ].join("; ");
-  const healthy = () =>
-    new Promise<boolean>((resolve) => {
-      const req = request(
-        { host: "127.0.0.1", port, path: "/health", agent: false },
-        (res) => {
-          res.resume();
-          resolve(res.statusCode === 200);
-        },
-      );
-      req.once("error", () => resolve(false));
-      req.end();
-    });
   const late: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     const child = spawn("/bin/sh", ["-c", script], { stdio: "ignore" });
     const exited = new Promise((r) => child.once("exit", r));
     try {
-      while (!(await healthy())) {
+      while ((await healthStatus(port)) !== 200) {
         if (performance.now() - t0 > 10_000) throw new Error("calibration: httpd never answered");
         await new Promise((r) => setTimeout(r, 1));
       }

@@ -5,6 +5,7 @@
  * @module
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -142,3 +143,19 @@ export const running = new Set<() => Promise<void>>();
 
 /** A TOML basic string (JSON's escapes are valid TOML for the strings written here). */
 export const q = (s: string): string => JSON.stringify(s);
+
+/** One `GET /health` on 127.0.0.1:`port`: its status code, or 0 when nothing answers. */
+export function healthStatus(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(
+      { host: "127.0.0.1", port, path: "/health", agent: false, timeout: 1_000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.once("error", () => resolve(0));
+    req.once("timeout", () => req.destroy());
+    req.end();
+  });
+}

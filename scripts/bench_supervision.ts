@@ -26,7 +26,6 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { request } from "node:http";
 import { availableParallelism, loadavg } from "node:os";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -40,7 +39,15 @@ import {
   startPm2,
   startSupervisord,
 } from "./_bench_managers.ts";
-import { type BenchResult, freePorts, judge, median, resultLine, running } from "./_bench_util.ts";
+import {
+  type BenchResult,
+  freePorts,
+  healthStatus,
+  judge,
+  median,
+  resultLine,
+  running,
+} from "./_bench_util.ts";
 
 /** Options of {@linkcode benchSupervision}. */
 export interface SupervisionBenchOptions {
@@ -61,26 +68,10 @@ const SETTLE_MS = 5_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** One `GET /health`: its status code, or 0 when nothing answers. */
-function health(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request(
-      { host: "127.0.0.1", port, path: "/health", agent: false, timeout: 1_000 },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
-    req.once("error", () => resolve(0));
-    req.once("timeout", () => req.destroy());
-    req.end();
-  });
-}
-
 /** Poll `/health` every 2 ms until it answers 200; throws after `ms`. */
 async function untilHealthy(port: number, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
-  while ((await health(port)) !== 200) {
+  while ((await healthStatus(port)) !== 200) {
     if (Date.now() > deadline) throw new Error(`Port ${port} not healthy within ${ms} ms`);
     await sleep(POLL_MS);
   }
