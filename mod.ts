@@ -28,42 +28,47 @@
  */
 export { Platform } from "./core/platform.ts";
 export type { HealthReport, OpenOptions, StatusReport } from "./core/platform.ts";
-export { planStart, planStop } from "./core/plan.ts";
-export type { StartPlan, StopPlan } from "./core/plan.ts";
-export { ensureOperation, restartServices, startServices, stopServices } from "./core/lifecycle.ts";
+export { planStart, planStop } from "./core/lifecycle/plan.ts";
+export type { StartPlan, StopPlan } from "./core/lifecycle/plan.ts";
+export {
+  ensureOperation,
+  restartServices,
+  startServices,
+  stopServices,
+} from "./core/lifecycle/lifecycle.ts";
 export type {
   LifecycleEvent,
   LifecycleResult,
   Outcome,
   StartOptions,
   StopOptions as StopServicesOptions,
-} from "./core/lifecycle.ts";
-export { preflight, readiness } from "./core/preflight.ts";
-export type { ReadinessEntry } from "./core/preflight.ts";
-export { monitor } from "./core/monitor.ts";
-export { Supervisor } from "./core/supervisor.ts";
-export { stopSupervisor, supervisorStatus } from "./core/supervise.ts";
-export { validateServices } from "./core/validate.ts";
-export type { ServiceValidation, ValidationReport } from "./core/validate.ts";
+} from "./core/lifecycle/lifecycle.ts";
+export { preflight, readiness } from "./core/lifecycle/preflight.ts";
+export type { ReadinessEntry } from "./core/lifecycle/preflight.ts";
+export { monitor } from "./core/lifecycle/monitor.ts";
+export { Supervisor } from "./core/supervisor/daemon.ts";
+export { stopSupervisor, supervisorStatus } from "./core/supervisor/client.ts";
+export { validateServices } from "./core/registry/validate.ts";
+export type { ServiceValidation, ValidationReport } from "./core/registry/validate.ts";
 export {
   BUNDLED_REGISTRY,
   discoverRegistry,
   loadRegistry,
   validateRegistry,
-} from "./core/registry.ts";
-export type { LoadOptions, Validation } from "./core/registry.ts";
-export { Graph } from "./core/graph.ts";
-export type { GraphNode, GraphProblem } from "./core/graph.ts";
-export { listPlugins, pluginDirs, PluginError, PluginRegistry } from "./core/plugins.ts";
+} from "./core/registry/load.ts";
+export type { LoadOptions, Validation } from "./core/registry/load.ts";
+export { Graph } from "./core/graph/graph.ts";
+export type { GraphNode, GraphProblem } from "./core/graph/graph.ts";
+export { listPlugins, pluginDirs, PluginError, PluginRegistry } from "./core/plugins/registry.ts";
 export type {
   DiscoverPluginsOptions,
   PluginEntry,
   PluginInfo,
   PluginKind,
-} from "./core/plugins.ts";
-export { defineCheck, defineDriver, driverConfig, pluginApi } from "./core/plugin_api.ts";
-export type { PluginApi, PluginFactory } from "./core/plugin_api.ts";
-export { defaultHome, statePaths } from "./core/state.ts";
+} from "./core/plugins/registry.ts";
+export { defineCheck, defineDriver, driverConfig, pluginApi } from "./core/plugins/api.ts";
+export type { PluginApi, PluginFactory } from "./core/plugins/api.ts";
+export { defaultHome, statePaths } from "./core/state/files.ts";
 export {
   DependencyCycleError,
   ExitCode,

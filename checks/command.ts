@@ -15,10 +15,10 @@
  */
 import { stat } from "node:fs/promises";
 import { z } from "zod";
-import { defineCheck } from "../core/plugin_api.ts";
+import { defineCheck } from "../core/plugins/api.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
-import { errorMessage, startAttempt } from "./_attempt.ts";
-import { killTagged, newTag, TAG_VARIABLE } from "./_process_tree.ts";
+import { errorMessage, startAttempt } from "../core/health/attempt.ts";
+import { killTagged, newTag, TAG_VARIABLE } from "../core/process/tree.ts";
 
 /** How long to wait for the killed tree's pipes to close before giving up on it. */
 const KILL_GRACE_MS = 2_000;

@@ -12,9 +12,9 @@
  */
 import { stat } from "node:fs/promises";
 import { z } from "zod";
-import { defineCheck } from "../core/plugin_api.ts";
+import { defineCheck } from "../core/plugins/api.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
-import { errorCode, errorMessage, since } from "./_attempt.ts";
+import { errorCode, errorMessage, since } from "../core/health/attempt.ts";
 
 const config = z.strictObject({
   /** The path to look at (already expanded by the registry loader). */

@@ -13,9 +13,9 @@
  */
 import { connect } from "node:net";
 import { z } from "zod";
-import { defineCheck } from "../core/plugin_api.ts";
+import { defineCheck } from "../core/plugins/api.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
-import { errorCode, errorMessage, startAttempt } from "./_attempt.ts";
+import { errorCode, errorMessage, startAttempt } from "../core/health/attempt.ts";
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] as const;
 const LOWER_METHODS = METHODS.map((m) => m.toLowerCase() as Lowercase<typeof m>);

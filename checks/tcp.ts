@@ -14,9 +14,9 @@
  */
 import { connect } from "node:net";
 import { z } from "zod";
-import { defineCheck } from "../core/plugin_api.ts";
+import { defineCheck } from "../core/plugins/api.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
-import { errorCode, errorMessage, startAttempt } from "./_attempt.ts";
+import { errorCode, errorMessage, startAttempt } from "../core/health/attempt.ts";
 
 const config = z.strictObject({
   /** Host name or address to connect to. */

@@ -5,14 +5,14 @@
  *
  * @module
  */
-import { probeOnce } from "../checks/prober.ts";
+import { probeOnce } from "./health/prober.ts";
 import { UsageError } from "./errors.ts";
-import { Graph } from "./graph.ts";
-import { PluginRegistry } from "./plugins.ts";
-import { type DiscoverOptions, loadRegistry } from "./registry.ts";
-import { suggest } from "./_suggest.ts";
-import { defaultHome, statePaths } from "./state.ts";
-import { reviveSupervisor } from "./supervise.ts";
+import { Graph } from "./graph/graph.ts";
+import { PluginRegistry } from "./plugins/registry.ts";
+import { type DiscoverOptions, loadRegistry } from "./registry/load.ts";
+import { suggest } from "./suggest.ts";
+import { defaultHome, statePaths } from "./state/files.ts";
+import { reviveSupervisor } from "./supervisor/client.ts";
 import type {
   CheckResult,
   DriverContext,

@@ -16,9 +16,9 @@ import { closeSync, existsSync, fchmodSync, openSync, writeSync } from "node:fs"
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
-import { defineDriver, driverConfig } from "../core/plugin_api.ts";
-import { rotateIfLarger } from "../core/_log_rotate.ts";
-import { isAlive, processStartTime } from "../core/process.ts";
+import { defineDriver, driverConfig } from "../core/plugins/api.ts";
+import { rotateIfLarger } from "../core/state/rotate.ts";
+import { isAlive, processStartTime } from "../core/process/identity.ts";
 import {
   ensureDirs,
   logFile,
@@ -27,12 +27,12 @@ import {
   safeName,
   writePid,
   writeState,
-} from "../core/state.ts";
+} from "../core/state/files.ts";
 import type { DriverContext, Finding, Handle, Service, ServiceState } from "../core/types.ts";
-import { binaryChecks, binaryPreflight, resolveBinary } from "./_binary_files.ts";
-import { binaryStatus, binaryStop, type ExitInfo, recordExit } from "./_binary_runtime.ts";
-import { loadEnvFile } from "./_env_file.ts";
-import { readLog } from "./_log_tail.ts";
+import { binaryChecks, binaryPreflight, resolveBinary } from "./binary/_files.ts";
+import { binaryStatus, binaryStop, type ExitInfo, recordExit } from "./binary/_runtime.ts";
+import { loadEnvFile } from "./binary/_env_file.ts";
+import { readLog } from "../core/state/log_tail.ts";
 
 export type { ExitInfo };
 

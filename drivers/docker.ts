@@ -18,8 +18,8 @@ import { existsSync } from "node:fs";
 import process from "node:process";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
-import { defineDriver, driverConfig } from "../core/plugin_api.ts";
-import { readState, safeName, writeState } from "../core/state.ts";
+import { defineDriver, driverConfig } from "../core/plugins/api.ts";
+import { readState, safeName, writeState } from "../core/state/files.ts";
 import type {
   DriverContext,
   Finding,
@@ -29,15 +29,15 @@ import type {
   Service,
   StopOptions,
 } from "../core/types.ts";
-import { type ContainerInspect, DockerEngine, EngineError } from "./_docker_api.ts";
-import { containerLogs } from "./_docker_logs.ts";
+import { type ContainerInspect, DockerEngine, EngineError } from "./docker/_api.ts";
+import { containerLogs } from "./docker/_logs.ts";
 import {
   containerRuntime,
   describeContainer,
   recordStarted,
   recordStopped,
   stopContainer,
-} from "./_docker_runtime.ts";
+} from "./docker/_runtime.ts";
 import {
   bindSource,
   CONFIG_LABEL,
@@ -46,7 +46,7 @@ import {
   createBody,
   isOurs,
   ownerOf,
-} from "./_docker_spec.ts";
+} from "./docker/_spec.ts";
 
 /** Schema of `[services.X.deployment.docker]`. */
 export const dockerConfig = z.strictObject({

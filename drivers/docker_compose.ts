@@ -23,8 +23,8 @@ import { resolve } from "node:path";
 import process from "node:process";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
-import { defineDriver, driverConfig } from "../core/plugin_api.ts";
-import { readState, safeName, writeState } from "../core/state.ts";
+import { defineDriver, driverConfig } from "../core/plugins/api.ts";
+import { readState, safeName, writeState } from "../core/state/files.ts";
 import type {
   DriverContext,
   Finding,
@@ -34,13 +34,13 @@ import type {
   Service,
   StopOptions,
 } from "../core/types.ts";
-import { type ContainerInspect, DockerEngine } from "./_docker_api.ts";
+import { type ContainerInspect, DockerEngine } from "./docker/_api.ts";
 import {
   containerRuntime,
   describeContainer,
   recordStarted,
   recordStopped,
-} from "./_docker_runtime.ts";
+} from "./docker/_runtime.ts";
 import {
   compose,
   composeLines,
@@ -50,7 +50,7 @@ import {
   failure,
   findCompose,
   requireCompose,
-} from "./_compose_tool.ts";
+} from "./docker_compose/_tool.ts";
 
 /** Schema of `[services.X.deployment.docker_compose]`. */
 export const composeConfig = z.strictObject({

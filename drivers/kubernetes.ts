@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from "zod";
-import { defineDriver } from "../core/plugin_api.ts";
+import { defineDriver } from "../core/plugins/api.ts";
 import { notYetSupported } from "./_not_yet.ts";
 
 const dnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "Invalid Kubernetes name");

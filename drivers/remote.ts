@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { defineDriver } from "../core/plugin_api.ts";
+import { defineDriver } from "../core/plugins/api.ts";
 import { notYetSupported } from "./_not_yet.ts";
 
 export const remoteConfig = z.strictObject({

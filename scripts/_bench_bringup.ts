@@ -13,7 +13,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { logFile } from "../core/state.ts";
+import { logFile } from "../core/state/files.ts";
 import { type Platform, startServices, stopServices } from "../mod.ts";
 import { openBenchPlatform, type ServiceSpec } from "./_bench_graphs.ts";
 import { type BenchResult, judge, median, quantile } from "./_bench_util.ts";

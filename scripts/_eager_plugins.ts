@@ -5,6 +5,6 @@
  *
  * @module
  */
-import { builtins } from "../core/_builtins.ts";
+import { builtins } from "../core/plugins/builtins.ts";
 
 await Promise.all(Object.values(builtins).map((load) => load()));

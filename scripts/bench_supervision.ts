@@ -29,7 +29,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { isAlive, listeningPids } from "../core/process.ts";
+import { isAlive, listeningPids } from "../core/process/identity.ts";
 import {
   type App,
   appCommand,

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import process from "node:process";
-import { Graph, type GraphNode } from "../../core/graph.ts";
+import { Graph, type GraphNode } from "../../core/graph/graph.ts";
 import { DependencyCycleError } from "../../core/errors.ts";
 import { mulberry32 } from "../../scripts/gen_registry.ts";
 

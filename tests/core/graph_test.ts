@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Graph, type GraphNode } from "../../core/graph.ts";
+import { Graph, type GraphNode } from "../../core/graph/graph.ts";
 import { DependencyCycleError, UsageError } from "../../core/errors.ts";
 
 /** The spec's seven services, in the bundled registry's order and start orders. */

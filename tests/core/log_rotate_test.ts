@@ -4,8 +4,8 @@ import { open } from "node:fs/promises";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { rotateIfLarger } from "../../core/_log_rotate.ts";
-import { logFile } from "../../core/state.ts";
+import { rotateIfLarger } from "../../core/state/rotate.ts";
+import { logFile } from "../../core/state/files.ts";
 import { Platform } from "../../mod.ts";
 import { until } from "../_until.ts";
 

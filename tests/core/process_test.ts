@@ -14,7 +14,7 @@ import {
   portInUse,
   processStartTime,
   waitGone,
-} from "../../core/process.ts";
+} from "../../core/process/identity.ts";
 import { until } from "../_until.ts";
 
 /** Start `sh -c script` in its own process group; stdout is piped. */

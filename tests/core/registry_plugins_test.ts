@@ -3,11 +3,11 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PluginRegistry } from "../../core/plugins.ts";
+import { PluginRegistry } from "../../core/plugins/registry.ts";
 import { Platform } from "../../core/platform.ts";
-import { validateRegistry } from "../../core/registry.ts";
-import { validateServices } from "../../core/validate.ts";
-import { startServices, stopServices } from "../../core/lifecycle.ts";
+import { validateRegistry } from "../../core/registry/load.ts";
+import { validateServices } from "../../core/registry/validate.ts";
+import { startServices, stopServices } from "../../core/lifecycle/lifecycle.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/plugins/", import.meta.url));
 const USER = join(FIXTURES, "user");

@@ -3,15 +3,15 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { expandString } from "../../core/_expand.ts";
-import { locateKeys } from "../../core/_toml_lines.ts";
-import { PluginRegistry } from "../../core/plugins.ts";
+import { expandString } from "../../core/registry/_expand.ts";
+import { locateKeys } from "../../core/registry/_toml_lines.ts";
+import { PluginRegistry } from "../../core/plugins/registry.ts";
 import {
   BUNDLED_REGISTRY,
   discoverRegistry,
   loadRegistry,
   validateRegistry,
-} from "../../core/registry.ts";
+} from "../../core/registry/load.ts";
 import { RegistryError } from "../../core/errors.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/registries/", import.meta.url));

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { nextStreak, restartDelayMs } from "../../core/_restart_policy.ts";
+import { nextStreak, restartDelayMs } from "../../core/supervisor/restart_policy.ts";
 
 const policy = { restart_delay: 0.5, restart_delay_max: 30, restart_window: 60 };
 /** A "random" source pinned to the middle of its range: no jitter. */

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProvisioningError, UsageError } from "../../core/errors.ts";
-import { processStartTime } from "../../core/process.ts";
+import { processStartTime } from "../../core/process/identity.ts";
 import {
   defaultHome,
   ensureDirs,
@@ -18,7 +18,7 @@ import {
   writeFileAtomic,
   writePid,
   writeState,
-} from "../../core/state.ts";
+} from "../../core/state/files.ts";
 import type { ServiceState, StatePaths } from "../../core/types.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -210,7 +210,7 @@ Deno.test("withLock() gives up after waitMs naming the pid that holds the lock",
 /** A separate deno process that takes the lock, says "held", and keeps it until stdin closes. */
 function lockHolder(home: string) {
   const code = `
-    import { statePaths, withLock } from "./core/state.ts";
+    import { statePaths, withLock } from "./core/state/files.ts";
     await withLock(statePaths(${JSON.stringify(home)}), "api", async () => {
       console.log("held");
       for await (const _ of process.stdin) { /* wait for EOF */ }

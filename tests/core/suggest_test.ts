@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { editDistance, suggest } from "../../core/_suggest.ts";
+import { editDistance, suggest } from "../../core/suggest.ts";
 
 Deno.test("suggest() proposes the registry key a typo was meant to be", () => {
   const keys = ["name", "type", "category", "health_check", "startup", "deployment"];

@@ -9,11 +9,11 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PluginRegistry } from "../../core/plugins.ts";
-import { validateRegistry } from "../../core/registry.ts";
+import { PluginRegistry } from "../../core/plugins/registry.ts";
+import { validateRegistry } from "../../core/registry/load.ts";
 import type { Check, Service } from "../../core/types.ts";
 import { checkContext, close, freePort, listen, waitFor } from "../checks/_helpers.ts";
-import { findProgram } from "../plugins/_helpers.ts";
+import { findProgram } from "../_plugin_helpers.ts";
 
 const DOC = readFileSync(fileURLToPath(new URL("../../docs/plugins.md", import.meta.url)), "utf8");
 const REDIS = findProgram("redis-server", ["/usr/bin/redis-server"]);

@@ -11,7 +11,7 @@ import { request } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DockerEngine, engineEndpoint } from "../../drivers/_docker_api.ts";
+import { DockerEngine, engineEndpoint } from "../../drivers/docker/_api.ts";
 import { Platform, stopServices } from "../../mod.ts";
 
 /** The test image (`scripts/dockerd.sh` builds it too): busybox, `/www/health`, httpd on 8080. */

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import binaryDriver, { type BinaryHandle, waitExit } from "../../drivers/binary.ts";
 import { ExitCode, ProvisioningError } from "../../core/errors.ts";
-import { groupMembers, isAlive, parseProcStat, waitGone } from "../../core/process.ts";
+import { groupMembers, isAlive, parseProcStat, waitGone } from "../../core/process/identity.ts";
 import {
   ensureDirs,
   readPid,
@@ -22,7 +22,7 @@ import {
   statePaths,
   writePid,
   writeState,
-} from "../../core/state.ts";
+} from "../../core/state/files.ts";
 import type { DriverContext, Service } from "../../core/types.ts";
 import { until } from "../_until.ts";
 

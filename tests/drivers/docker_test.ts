@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { connect, createServer, type Socket } from "node:net";
 import { runCli } from "../_cli.ts";
-import { readState } from "../../core/state.ts";
+import { readState } from "../../core/state/files.ts";
 import type { Service } from "../../core/types.ts";
 import {
   type LifecycleEvent,
@@ -14,14 +14,14 @@ import {
   startServices,
   stopServices,
 } from "../../mod.ts";
-import { DockerEngine, engineEndpoint } from "../../drivers/_docker_api.ts";
-import { FrameDecoder, LineSplitter } from "../../drivers/_docker_logs.ts";
+import { DockerEngine, engineEndpoint } from "../../drivers/docker/_api.ts";
+import { FrameDecoder, LineSplitter } from "../../drivers/docker/_logs.ts";
 import {
   HOME_LABEL,
   portBindings,
   restartPolicy,
   SERVICE_LABEL,
-} from "../../drivers/_docker_spec.ts";
+} from "../../drivers/docker/_spec.ts";
 import {
   dockerTest,
   dockerToml,

@@ -8,7 +8,7 @@ import { accessSync, constants } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { delimiter, join } from "node:path";
-import { groupMembers, isAlive, portInUse } from "../../core/process.ts";
+import { groupMembers, isAlive, portInUse } from "../../core/process/identity.ts";
 import { startServices, stopServices } from "../../mod.ts";
 import { EventLog, Sandbox } from "./_registry.ts";
 

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { isAlive } from "../../core/process.ts";
+import { isAlive } from "../../core/process/identity.ts";
 import { pidsWithArg, Sandbox, until } from "./_registry.ts";
 
 const json = (r: { stdout: string; stderr: string }) => {

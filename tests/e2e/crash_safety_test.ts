@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { CLI, ROOT } from "../_cli.ts";
-import { isAlive } from "../../core/process.ts";
+import { isAlive } from "../../core/process/identity.ts";
 import { stopServices } from "../../mod.ts";
 import { pidsWithArg, type Sandbox, until } from "./_registry.ts";
 import { cliSupervisorStatus, supervisedSandbox, supervisorPid } from "./_supervised.ts";

@@ -3,7 +3,7 @@
  * parallel branches, failures, timeouts, stop escalation, process trees and concurrent starts.
  */
 import assert from "node:assert/strict";
-import { isAlive } from "../../core/process.ts";
+import { isAlive } from "../../core/process/identity.ts";
 import { startServices, stopServices } from "../../mod.ts";
 import { EventLog, pidsWithArg, Sandbox, until } from "./_registry.ts";
 

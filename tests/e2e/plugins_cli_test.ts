@@ -82,7 +82,7 @@ Deno.test("plugins list --json shows bundled and user plugins with their files",
     name: "dns",
     kind: "check",
     source: "bundled",
-    file: "plugins/checks/dns.ts",
+    file: "checks/dns.ts",
   });
   assert.equal(rows.filter((p: { error?: string }) => p.error).length, 0);
 });

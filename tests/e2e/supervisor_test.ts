@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { isAlive } from "../../core/process.ts";
-import { readState } from "../../core/state.ts";
+import { isAlive } from "../../core/process/identity.ts";
+import { readState } from "../../core/state/files.ts";
 import { startServices } from "../../mod.ts";
 import { pidsWithArg, type Sandbox, until } from "./_registry.ts";
 import {
@@ -320,7 +320,7 @@ Deno.test("the supervisor runs as a small daemon: its own entry, V8 flags, and i
   const pid = await supervisorPid(sb);
   assert.ok(pid, "no supervisor pid file");
   const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
-  assert.ok(argv.some((a) => a.endsWith("core/_supervisor_main.ts")), argv.join(" "));
+  assert.ok(argv.some((a) => a.endsWith("core/supervisor/main.ts")), argv.join(" "));
   assert.ok(argv.some((a) => a.startsWith("--v8-flags=") && a.includes("--lite-mode")));
   const environ = (await readFile(`/proc/${pid}/environ`, "utf8")).split("\0");
   assert.ok(environ.includes("DENO_NO_UPDATE_CHECK=1"));

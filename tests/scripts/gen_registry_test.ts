@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parse } from "smol-toml";
-import { Graph } from "../../core/graph.ts";
+import { Graph } from "../../core/graph/graph.ts";
 import { generateRegistry, mulberry32 } from "../../scripts/gen_registry.ts";
 
 interface Generated {

@@ -1,0 +1,77 @@
+/**
+ * How to run this program again (for the detached supervisor): the same runtime and entry,
+ * whether that is `deno run cli.ts`, `node dist/cli.mjs` or a compiled binary.
+ *
+ * @module
+ */
+import { ownFile } from "./assets.ts";
+
+/** Command and arguments that run the CLI with `args`. */
+export function selfCommand(args: string[]): { command: string; args: string[] } {
+  const versions = process.versions as Record<string, string | undefined>;
+  if (versions.deno) {
+    const cli = ownFile("cli.ts");
+    return { command: process.execPath, args: ["run", "-A", "--quiet", cli, ...args] };
+  }
+  const entry = process.argv[1];
+  if (versions.bun && (!entry || entry.startsWith("/$bunfs"))) {
+    return { command: process.execPath, args };
+  }
+  return { command: process.execPath, args: [entry, ...args] };
+}
+
+/**
+ * V8 flags for the long-lived supervisor, which runs little code, rarely: a 1 MiB young
+ * generation, no optimising compilers (baseline code only), favour size, old-generation growth
+ * of 10 % between collections, and no memory reducer: its full collections came at an
+ * unpredictable moment after a bring-up and cost a 60 ms CPU spike each; instead the supervisor
+ * compacts its heap itself once a burst of requests is over (`--expose-gc`, see
+ * `Supervisor#compactSoon`). With fifty services RSS is about 57 MiB instead of 78-90.
+ */
+const SUPERVISOR_V8_FLAGS = [
+  "--max-semi-space-size=1",
+  "--lite-mode",
+  "--sparkplug",
+  "--optimize-for-size",
+  "--heap-growing-percent=10",
+  "--no-memory-reducer",
+  "--expose-gc",
+];
+
+/** Command and arguments that run the supervisor daemon. */
+export function supervisorCommand(): {
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+} {
+  const versions = process.versions as Record<string, string | undefined>;
+  if (versions.deno) {
+    const main = ownFile("core/supervisor/main.ts");
+    return {
+      command: process.execPath,
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        "--no-code-cache",
+        `--v8-flags=${SUPERVISOR_V8_FLAGS.join(",")}`,
+        main,
+      ],
+      // No background check for a newer Deno from a daemon (it also pages in ~1.4 MiB); at
+      // most two malloc arenas for its handful of threads. Services get the CLI's environment,
+      // not these.
+      env: {
+        DENO_NO_UPDATE_CHECK: "1",
+        GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? "glibc.malloc.arena_max=2",
+      },
+    };
+  }
+  const self = selfCommand(["supervisor", "run"]);
+  // Node takes V8 flags before the script (and warns that lite mode turns off WebAssembly
+  // unless told so); a compiled binary (bun) has no V8.
+  if (versions.bun) return self;
+  return {
+    command: self.command,
+    args: [...SUPERVISOR_V8_FLAGS, "--no-expose-wasm", ...self.args],
+  };
+}

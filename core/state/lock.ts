@@ -1,0 +1,140 @@
+/**
+ * Per-service lock files: `services/locks/<name>.lock` holds `<pid> <start time> <nonce>` of
+ * its owner.
+ *
+ * The file is written complete under a temp name and then `link()`ed to the lock path, which
+ * fails with EEXIST when the lock exists: as exclusive as `open(O_CREAT|O_EXCL)` ('wx'), but a
+ * reader never sees an empty, half-written lock. A lock whose owner is dead, or whose PID now
+ * belongs to another process (start time differs), is stale and taken over. Taking over happens
+ * under a short-lived `<name>.lock.takeover` guard and re-checks the lock's content there, so two
+ * waiters that both saw the same stale lock cannot both remove it (the second would otherwise
+ * delete the first one's fresh lock).
+ *
+ * @module
+ */
+import { link, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ProvisioningError } from "../errors.ts";
+import type { StatePaths } from "../types.ts";
+import { randomHex, safeName } from "../names.ts";
+import { isAlive, processStartTime } from "../process/identity.ts";
+import { sleep } from "../sleep.ts";
+
+/** Options of {@linkcode withLock}. */
+export interface LockOptions {
+  /** How long to wait for a lock held by a live process before giving up (default 60 000). */
+  waitMs?: number;
+  signal?: AbortSignal;
+}
+
+/** A takeover guard older than this was left by a process that died inside the guard. */
+const GUARD_STALE_MS = 10_000;
+
+/**
+ * Run `fn` while holding the lock of service `name`, so two CLIs acting on the same service at
+ * once run one after the other. Waiters poll with short growing delays; after `waitMs` they throw
+ * `Cannot lock "x": held by pid N`. Not reentrant: a nested `withLock` on the same name waits for
+ * the outer one (and times out).
+ */
+export async function withLock<T>(
+  paths: StatePaths,
+  name: string,
+  fn: () => Promise<T>,
+  opts: LockOptions = {},
+): Promise<T> {
+  const file = join(paths.locks, `${safeName(name)}.lock`);
+  const token = await acquire(paths, name, file, opts);
+  try {
+    return await fn();
+  } finally {
+    await releaseIf(file, token);
+  }
+}
+
+async function acquire(
+  paths: StatePaths,
+  name: string,
+  file: string,
+  opts: LockOptions,
+): Promise<string> {
+  const deadline = Date.now() + (opts.waitMs ?? 60_000);
+  let delay = 5;
+  while (true) {
+    opts.signal?.throwIfAborted();
+    const token = await tryCreate(paths, file);
+    if (token) return token;
+    const held = await readFile(file, "utf8").catch(() => undefined);
+    if (held === undefined) continue; // released between our attempt and the read
+    const owner = parseOwner(held);
+    if (!owner || !(await isAlive(owner.pid, owner.start))) {
+      if (await takeOver(paths, file, held)) continue;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      const who = owner ? `pid ${owner.pid}` : "another process";
+      throw new ProvisioningError(`Cannot lock "${name}": held by ${who}`, {
+        hints: [`Wait for it to finish, or remove ${file} if ${who} is not a provisioning CLI`],
+      });
+    }
+    await sleep(Math.min(delay, left), opts.signal);
+    delay = Math.min(delay * 2, 100);
+  }
+}
+
+/** Create `file` holding our owner line; the line (our token) on success, undefined on EEXIST. */
+async function tryCreate(paths: StatePaths, file: string): Promise<string | undefined> {
+  const token = `${process.pid} ${await ownStart()} ${randomHex()}\n`;
+  const tmp = `${file}.${process.pid}.${randomHex()}.tmp`;
+  try {
+    await writeFile(tmp, token, { mode: 0o600, flag: "wx" });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    await mkdir(paths.locks, { recursive: true, mode: 0o700 });
+    await writeFile(tmp, token, { mode: 0o600, flag: "wx" });
+  }
+  try {
+    await link(tmp, file);
+    return token;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
+    throw error;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/** Remove the stale lock whose content was `stale`, under the takeover guard. */
+async function takeOver(paths: StatePaths, file: string, stale: string): Promise<boolean> {
+  const guard = `${file}.takeover`;
+  const token = await tryCreate(paths, guard);
+  if (!token) {
+    const age = await stat(guard).then((s) => Date.now() - s.mtimeMs, () => 0);
+    if (age > GUARD_STALE_MS) await rm(guard, { force: true });
+    return false;
+  }
+  try {
+    await releaseIf(file, stale);
+    return true;
+  } finally {
+    await releaseIf(guard, token);
+  }
+}
+
+/** Remove `file` only if it still holds `content`. */
+async function releaseIf(file: string, content: string): Promise<void> {
+  const now = await readFile(file, "utf8").catch(() => undefined);
+  if (now === content) await rm(file, { force: true });
+}
+
+function parseOwner(text: string): { pid: number; start?: string } | undefined {
+  const [pid, start] = text.trim().split(/\s+/);
+  if (!/^\d+$/.test(pid ?? "") || Number(pid) <= 0) return undefined;
+  return { pid: Number(pid), start: start || undefined };
+}
+
+let ownStartTime: Promise<string> | undefined;
+
+function ownStart(): Promise<string> {
+  ownStartTime ??= processStartTime(process.pid).then((s) => s ?? "0");
+  return ownStartTime;
+}
