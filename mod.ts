@@ -24,6 +24,8 @@
  * console.log(plan.waves);
  * ```
  *
+ * Plugins (drivers and checks) have their own entry, `plugin.ts`.
+ *
  * @module
  */
 export { Platform } from "./core/platform.ts";
@@ -34,20 +36,19 @@ export {
   ensureOperation,
   restartServices,
   startServices,
-  stopServices,
-} from "./core/lifecycle/lifecycle.ts";
-export type {
-  LifecycleEvent,
-  LifecycleResult,
-  Outcome,
-  StartOptions,
-  StopOptions as StopServicesOptions,
-} from "./core/lifecycle/lifecycle.ts";
+  STARTUP_POLL_MAX_MS,
+} from "./core/lifecycle/start.ts";
+export type { StartOptions } from "./core/lifecycle/start.ts";
+export { stopServices } from "./core/lifecycle/stop.ts";
+export type { StopOptions as StopServicesOptions } from "./core/lifecycle/stop.ts";
+export type { LifecycleEvent, LifecycleResult, Outcome } from "./core/lifecycle/events.ts";
 export { preflight, readiness } from "./core/lifecycle/preflight.ts";
 export type { ReadinessEntry } from "./core/lifecycle/preflight.ts";
 export { monitor } from "./core/lifecycle/monitor.ts";
 export { Supervisor } from "./core/supervisor/daemon.ts";
-export { stopSupervisor, supervisorStatus } from "./core/supervisor/client.ts";
+export { reviveSupervisor, stopSupervisor, supervisorStatus } from "./core/supervisor/client.ts";
+export type { SupervisorTarget } from "./core/supervisor/client.ts";
+export type { Replies as SupervisorReplies } from "./core/supervisor/protocol.ts";
 export { validateServices } from "./core/registry/validate.ts";
 export type { ServiceValidation, ValidationReport } from "./core/registry/validate.ts";
 export {
@@ -66,9 +67,8 @@ export type {
   PluginInfo,
   PluginKind,
 } from "./core/plugins/registry.ts";
-export { defineCheck, defineDriver, driverConfig, pluginApi } from "./core/plugins/api.ts";
-export type { PluginApi, PluginFactory } from "./core/plugins/api.ts";
 export { defaultHome, statePaths } from "./core/state/files.ts";
+export { readState, StateStore, StateTransitionError } from "./core/state/store.ts";
 export {
   DependencyCycleError,
   ExitCode,
@@ -80,14 +80,9 @@ export {
   StartTimeoutError,
   UsageError,
 } from "./core/errors.ts";
+export { describeExit, SERVICE_STATUSES } from "./core/types.ts";
 export type {
-  Check,
-  CheckContext,
-  CheckResult,
-  Driver,
-  DriverContext,
-  Finding,
-  Handle,
+  ExitInfo,
   HealthCheckConfig,
   LogOptions,
   Registry,
@@ -97,5 +92,4 @@ export type {
   ServiceState,
   ServiceStatus,
   StatePaths,
-  StopOptions,
 } from "./core/types.ts";

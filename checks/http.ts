@@ -13,7 +13,7 @@
  */
 import { connect } from "node:net";
 import { z } from "zod";
-import { defineCheck } from "../core/plugins/api.ts";
+import { defineCheck, isLocalHost } from "../plugin.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
 import { errorCode, errorMessage, startAttempt } from "../core/health/attempt.ts";
 
@@ -312,5 +312,14 @@ function describeFailure(endpoint: string, error: unknown, timeoutMs: number): s
 const cause = (error: unknown) => (error as { cause?: unknown } | null)?.cause;
 
 /** The `http` check. */
-const check = defineCheck({ type: "http", config, run });
+const check = defineCheck({
+  type: "http",
+  config,
+  run,
+  localPort: (cfg) => {
+    const url = new URL(cfg.endpoint);
+    if (!isLocalHost(url.hostname)) return undefined;
+    return Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  },
+});
 export default check;

@@ -14,7 +14,7 @@
  */
 import { connect } from "node:net";
 import { z } from "zod";
-import { defineCheck } from "../core/plugins/api.ts";
+import { defineCheck, isLocalHost } from "../plugin.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
 import { errorCode, errorMessage, startAttempt } from "../core/health/attempt.ts";
 
@@ -72,5 +72,10 @@ function connectOnce(host: string, port: number, signal: AbortSignal): Promise<v
 }
 
 /** The `tcp` check. */
-const check = defineCheck({ type: "tcp", config, run });
+const check = defineCheck({
+  type: "tcp",
+  config,
+  run,
+  localPort: (cfg) => isLocalHost(cfg.host) ? cfg.port : undefined,
+});
 export default check;

@@ -77,7 +77,7 @@ export class PreflightError extends ProvisioningError {
   constructor(service: string, findings: Finding[]) {
     const failed = findings.filter((f) => !f.ok);
     super(
-      `Pre-flight check failed for "${service}": ${failed.map((f) => f.message).join("; ")}`,
+      `Pre-flight check failed: ${failed.map((f) => f.message).join("; ")}`,
       { exitCode: ExitCode.preflight, hints: failed.flatMap((f) => (f.hint ? [f.hint] : [])) },
     );
     this.service = service;
@@ -88,13 +88,13 @@ export class PreflightError extends ProvisioningError {
 /** A service did not become healthy within its `start_timeout`. */
 export class StartTimeoutError extends ProvisioningError {
   override name = "StartTimeoutError";
+  service: string;
   constructor(service: string, seconds: number, lastMessage?: string) {
     super(
-      `Cannot start "${service}": not healthy after ${seconds}s${
-        lastMessage ? `: ${lastMessage}` : ""
-      }`,
+      `Not healthy after ${seconds}s (start_timeout)${lastMessage ? `: ${lastMessage}` : ""}`,
       { exitCode: ExitCode.failed },
     );
+    this.service = service;
   }
 }
 

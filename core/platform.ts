@@ -12,7 +12,7 @@ import { PluginRegistry } from "./plugins/registry.ts";
 import { type DiscoverOptions, loadRegistry } from "./registry/load.ts";
 import { suggest } from "./suggest.ts";
 import { defaultHome, statePaths } from "./state/files.ts";
-import { reviveSupervisor } from "./supervisor/client.ts";
+import { StateStore } from "./state/store.ts";
 import type {
   CheckResult,
   DriverContext,
@@ -61,10 +61,19 @@ export class Platform {
   readonly plugins: PluginRegistry;
   readonly paths: StatePaths;
   readonly env: Record<string, string | undefined>;
+  /** The directory the registry's relative paths resolve against. */
+  readonly cwd: string;
+  /** The writer of this home's service state. */
+  readonly store: StateStore;
 
   constructor(
     registry: Registry,
-    opts: { plugins: PluginRegistry; paths: StatePaths; env: Record<string, string | undefined> },
+    opts: {
+      plugins: PluginRegistry;
+      paths: StatePaths;
+      env: Record<string, string | undefined>;
+      cwd?: string;
+    },
   ) {
     this.registry = registry;
     this.graph = new Graph(
@@ -73,6 +82,8 @@ export class Platform {
     this.plugins = opts.plugins;
     this.paths = opts.paths;
     this.env = opts.env;
+    this.cwd = opts.cwd ?? process.cwd();
+    this.store = new StateStore(this.paths);
   }
 
   /** Discover and load the registry (throws `RegistryError` listing every problem). */
@@ -82,12 +93,12 @@ export class Platform {
     const home = opts.home ?? defaultHome(env);
     const plugins = opts.plugins ?? PluginRegistry.discover({ cwd, home, env });
     const registry = await loadRegistry({ ...opts, env, cwd, plugins });
-    return new Platform(registry, { plugins, paths: statePaths(home), env });
+    return new Platform(registry, { plugins, paths: statePaths(home), env, cwd });
   }
 
   /** The driver context handed to plugins. */
   context(signal?: AbortSignal): DriverContext {
-    return { paths: this.paths, env: this.env, signal };
+    return { paths: this.paths, env: this.env, cwd: this.cwd, signal };
   }
 
   /** A service by name; an unknown name is a usage error with a hint. */
@@ -170,9 +181,8 @@ export class Platform {
     };
   }
 
-  /** Status of many services at once (all by default), in registry order. */
+  /** Status of many services at once (all by default), in registry order. A pure read. */
   async statusAll(opts: { names?: string[]; health?: boolean } = {}): Promise<StatusReport[]> {
-    await reviveSupervisor(this);
     const names = opts.names ?? this.services.map((s) => s.name);
     return await Promise.all(names.map((n) => this.status(n, opts)));
   }

@@ -114,8 +114,34 @@ export interface StatePaths {
   run: string;
 }
 
-/** Runtime status of one service, as `status` reports it. */
-export type ServiceStatus = "running" | "stopped" | "starting" | "stopping" | "failed";
+/**
+ * Runtime status of one service: one vocabulary for the CLI, the supervisor and JSON.
+ * `backoff`: it crashed and waits to be restarted (systemd's "activating (auto-restart)", PM2's
+ * "waiting restart"); the restart count and the next attempt's time are in its state.
+ */
+export type ServiceStatus = "running" | "stopped" | "starting" | "stopping" | "backoff" | "failed";
+
+/** Every {@linkcode ServiceStatus}, in the order status output lists them. */
+export const SERVICE_STATUSES: readonly ServiceStatus[] = [
+  "running",
+  "starting",
+  "backoff",
+  "stopping",
+  "stopped",
+  "failed",
+];
+
+/** How a process ended: its exit code, or the signal that killed it. */
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+/** `killed by SIGKILL`, `exited with code 3`, or that we could not see it end. */
+export function describeExit(exit?: ExitInfo): string {
+  if (!exit) return "exited (exit status unknown: it was not our child)";
+  return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
 
 /** The persisted state of a service: `services/state/<name>.json`. */
 export interface ServiceState {
@@ -130,11 +156,19 @@ export interface ServiceState {
   started_at?: string;
   stopped_at?: string;
   restarts: number;
-  last_exit?: { code: number | null; signal: string | null; at: string };
+  last_exit?: ExitInfo & { at: string };
+  /** Why it is in this status (the reason of a failure, "Unhealthy: ..." of a live one ...). */
   message?: string;
+  /** When the status last changed, and who changed it (`cli 1234`, `supervisor 99`). */
+  since?: string;
+  by?: string;
+  /** `backoff`: when the next restart attempt is due (ISO time). */
+  next_attempt_at?: string;
+  /** `failed`: the last lines of the service's own output when it failed (as systemctl shows). */
+  last_log_lines?: string[];
 }
 
-/** What a driver's `status` returns. */
+/** What a driver's `status` returns. A pure read: it never writes state. */
 export interface RuntimeStatus {
   status: ServiceStatus;
   pid?: number;
@@ -143,6 +177,15 @@ export interface RuntimeStatus {
   exit_signal?: string | null;
   restarts?: number;
   message?: string;
+  /** `backoff`: when the next restart attempt is due (ISO time). */
+  next_attempt_at?: string;
+  /** `failed`: the last lines of the service's own output. */
+  last_log_lines?: string[];
+  /**
+   * The record disagrees with the facts (its process is gone, a PID belongs to someone else):
+   * what `reconcile` would clean up. Reported, not acted on, by a read.
+   */
+  stale?: boolean;
 }
 
 /** One pre-flight result. `ok: false` stops a start. */
@@ -153,10 +196,39 @@ export interface Finding {
   hint?: string;
 }
 
-/** What a started service hands back: whatever status/stop need later. */
+/**
+ * What a started service hands back: facts for the state store (pid, its start time, a
+ * container id ...) and, for a child of this process, its exit.
+ */
 export interface Handle {
   pid?: number;
-  [key: string]: unknown;
+  /** The process's start time as the kernel reports it (see `ServiceState.pid_start`). */
+  pid_start?: string;
+  /** When it started (ISO time), when the driver knows better than "now" (a container). */
+  started_at?: string;
+  /** What `status`/`stop` need later (a container id ...), kept in `ServiceState.handle`. */
+  data?: Record<string, unknown>;
+  /**
+   * Settles when a child of this process exits (never rejects). It does not keep the event
+   * loop alive.
+   */
+  exited?: Promise<ExitInfo>;
+}
+
+/**
+ * Who recovers a crashed service: this program's supervisor as the process's parent
+ * (`child`), the supervisor by polling (`poll`), the engine or cluster that runs it
+ * (`engine`), or nobody (`none`).
+ */
+export type Supervision = "child" | "poll" | "engine" | "none";
+
+/** What a started service is: a local process group, a container, or something we do not own. */
+export type Ownership = "process" | "container" | "external";
+
+/** What a driver declares about its services; core branches on these, never on mode names. */
+export interface DriverCapabilities {
+  supervision: Supervision;
+  owns: Ownership;
 }
 
 /** Everything a driver may use besides the service itself. */
@@ -164,7 +236,17 @@ export interface DriverContext {
   paths: StatePaths;
   /** Environment used for expansion and for children. */
   env: Record<string, string | undefined>;
+  /** Directory relative paths of the registry resolve against (never `process.cwd()`). */
+  cwd: string;
   signal?: AbortSignal;
+}
+
+/** What a driver's `stop` reports. */
+export interface StopResult {
+  /** The graceful signal was not enough: it took SIGKILL. */
+  killed?: boolean;
+  /** How its process ended, when the driver saw it. */
+  exit?: ExitInfo;
 }
 
 export interface StopOptions {
@@ -187,9 +269,11 @@ export interface Driver<C = unknown> {
   mode: string;
   /** Schema of `[services.X.deployment.<mode>]` (`-` in the mode becomes `_` in the table name). */
   config: ZodType<C>;
+  /** Default: `{ supervision: "none", owns: "process" }`. */
+  capabilities?: DriverCapabilities;
   preflight(svc: Service, ctx: DriverContext): Promise<Finding[]>;
   start(svc: Service, ctx: DriverContext): Promise<Handle>;
-  stop(svc: Service, ctx: DriverContext, opts?: StopOptions): Promise<void>;
+  stop(svc: Service, ctx: DriverContext, opts?: StopOptions): Promise<StopResult | void>;
   status(svc: Service, ctx: DriverContext): Promise<RuntimeStatus>;
   logs(svc: Service, ctx: DriverContext, opts?: LogOptions): AsyncIterable<string>;
 }
@@ -218,4 +302,6 @@ export interface Check<C = unknown> {
   config: ZodType<C>;
   /** One bounded attempt. */
   run(cfg: C, ctx: CheckContext): Promise<CheckResult>;
+  /** The local TCP port this check probes, if any (pre-flight refuses a port already taken). */
+  localPort?(cfg: C): number | undefined;
 }

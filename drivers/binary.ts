@@ -3,11 +3,12 @@
  *
  * The process is spawned detached (`setsid`: its own session and process group, so it outlives
  * the CLI and a stop can signal everything it forked), with stdout and stderr appended to
- * `services/logs/<name>.log`. Its PID and start time go to the state files; later calls trust
- * the PID only while the process with that PID still has that start time.
+ * `services/logs/<name>.log`. `start` reports its PID and start time; the caller records them
+ * in the state store, and later calls trust the PID only while the process with that PID still
+ * has that start time. The driver never writes state.
  *
  * The driver does not lock: callers that may race (two CLIs starting one service) wrap
- * `status` + `start` in `withLock` from `core/state.ts`.
+ * `status` + `start` in `withLock` from `core/state/lock.ts`.
  *
  * @module
  */
@@ -19,22 +20,20 @@ import { ExitCode, ProvisioningError } from "../core/errors.ts";
 import { defineDriver, driverConfig } from "../core/plugins/api.ts";
 import { rotateIfLarger } from "../core/state/rotate.ts";
 import { isAlive, processStartTime } from "../core/process/identity.ts";
+import { ensureDirs, logFile, safeName } from "../core/state/files.ts";
+import { readPid, readState } from "../core/state/store.ts";
 import {
-  ensureDirs,
-  logFile,
-  readPid,
-  readState,
-  safeName,
-  writePid,
-  writeState,
-} from "../core/state/files.ts";
-import type { DriverContext, Finding, Handle, Service, ServiceState } from "../core/types.ts";
+  describeExit,
+  type DriverContext,
+  type ExitInfo,
+  type Finding,
+  type Handle,
+  type Service,
+} from "../core/types.ts";
 import { binaryChecks, binaryPreflight, resolveBinary } from "./binary/_files.ts";
-import { binaryStatus, binaryStop, type ExitInfo, recordExit } from "./binary/_runtime.ts";
+import { binaryStatus, binaryStop, recordExit } from "./binary/_runtime.ts";
 import { loadEnvFile } from "./binary/_env_file.ts";
 import { readLog } from "../core/state/log_tail.ts";
-
-export type { ExitInfo };
 
 /** Schema of `[services.X.deployment.binary]`. */
 export const binaryConfig = z.strictObject({
@@ -49,9 +48,9 @@ export type BinaryConfig = z.infer<typeof binaryConfig>;
 /** What `start` returns: the PID (also the process group id) and the child's exit. */
 export interface BinaryHandle extends Handle {
   pid: number;
-  pgid: number;
-  /** The log file stdout and stderr go to. */
-  log: string;
+  pid_start: string;
+  /** The process group id and the log file stdout and stderr go to. */
+  data: { pgid: number; log: string };
   /**
    * Settles when the child exits while this process is alive (it never rejects), so a
    * same-process caller learns a crash during startup at once. It does not keep the event loop
@@ -88,7 +87,7 @@ async function start(svc: Service, ctx: DriverContext): Promise<BinaryHandle> {
       hints: failed.finding.hint ? [failed.finding.hint] : [],
     });
   }
-  const { path, cwd } = await resolveBinary(cfg, ctx.env);
+  const { path, cwd } = await resolveBinary(cfg, ctx);
   const env = await childEnv(name, cfg, ctx, cwd);
 
   const prev = await readState(ctx.paths, name);
@@ -132,7 +131,6 @@ async function start(svc: Service, ctx: DriverContext): Promise<BinaryHandle> {
     if (error) {
       const message = `Cannot start "${name}": ${spawnProblem(error, path)}`;
       writeSync(out, `--- ${new Date().toISOString()} ${message}\n`);
-      await writeState(ctx.paths, failedState(prev, name, message));
       throw new ProvisioningError(message, { cause: error });
     }
     child.unref(); // only after a successful spawn (Deno throws on a child that never started)
@@ -146,25 +144,17 @@ async function start(svc: Service, ctx: DriverContext): Promise<BinaryHandle> {
   if (pidStart === undefined) { // gone before we could record it: report how it ended
     const exit = await within(exited!, 1000);
     const how = exit ? describeExit(exit) : "exited at once";
-    const message = `Cannot start "${name}": ${how} right after start`;
-    await writeState(ctx.paths, { ...failedState(prev, name, message), last_exit: stamp(exit) });
-    throw new ProvisioningError(message, { hints: [`See the log: ${log}`] });
+    throw new ProvisioningError(`Cannot start "${name}": ${how} right after start`, {
+      hints: [`See the log: ${log}`],
+    });
   }
-  const state: ServiceState = {
-    name,
-    mode: "binary",
-    status: "starting",
+  return {
     pid,
     pid_start: pidStart,
-    handle: { pgid: pid, log },
     started_at: new Date().toISOString(),
-    restarts: prev?.restarts ?? 0,
-    last_exit: prev?.last_exit,
+    data: { pgid: pid, log },
+    exited: exited!,
   };
-  // State first: status() trusts the PID of the state file, the PID file is for humans and tools.
-  await writeState(ctx.paths, state);
-  await writePid(ctx.paths, name, pid);
-  return { pid, pgid: pid, log, exited: exited! };
 }
 
 /** `ctx.env`, then the env file, then `env` of the table (later wins). */
@@ -216,30 +206,12 @@ function spawnProblem(error: NodeJS.ErrnoException, path: string): string {
   return error.message;
 }
 
-function describeExit(exit: ExitInfo): string {
-  return exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.code}`;
-}
-
-function stamp(exit: ExitInfo | undefined): ServiceState["last_exit"] {
-  return exit ? { code: exit.code, signal: exit.signal, at: new Date().toISOString() } : undefined;
-}
-
-function failedState(prev: ServiceState | undefined, name: string, message: string): ServiceState {
-  return {
-    name,
-    mode: "binary",
-    status: "failed",
-    restarts: prev?.restarts ?? 0,
-    last_exit: prev?.last_exit,
-    stopped_at: new Date().toISOString(),
-    message,
-  };
-}
-
 /** The binary deployment driver. */
 const binaryDriver = defineDriver<BinaryConfig>({
   mode: "binary",
   config: binaryConfig,
+  // The supervisor spawns it as its child, so a crash is seen at once.
+  capabilities: { supervision: "child", owns: "process" },
   preflight: (svc: Service, ctx: DriverContext): Promise<Finding[]> =>
     binaryPreflight(binaryConfigOf(svc), ctx),
   start,

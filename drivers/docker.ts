@@ -15,11 +15,11 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import process from "node:process";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
 import { defineDriver, driverConfig } from "../core/plugins/api.ts";
-import { readState, safeName, writeState } from "../core/state/files.ts";
+import { safeName } from "../core/state/files.ts";
+import { readState } from "../core/state/store.ts";
 import type {
   DriverContext,
   Finding,
@@ -28,14 +28,15 @@ import type {
   RuntimeStatus,
   Service,
   StopOptions,
+  StopResult,
 } from "../core/types.ts";
 import { type ContainerInspect, DockerEngine, EngineError } from "./docker/_api.ts";
 import { containerLogs } from "./docker/_logs.ts";
 import {
+  containerExit,
+  containerHandle,
   containerRuntime,
   describeContainer,
-  recordStarted,
-  recordStopped,
   stopContainer,
 } from "./docker/_runtime.ts";
 import {
@@ -68,12 +69,6 @@ export const dockerConfig = z.strictObject({
 });
 export type DockerConfig = z.infer<typeof dockerConfig>;
 
-/** What `start` returns: the container (and its main process's host PID). */
-export interface DockerHandle extends Handle {
-  container_id: string;
-  container_name: string;
-}
-
 /** The validated `[services.X.deployment.docker]` table of `svc`. */
 export function dockerConfigOf(svc: Service): DockerConfig {
   return driverConfig(dockerDriver, svc);
@@ -105,7 +100,7 @@ async function preflight(svc: Service, ctx: DriverContext): Promise<Finding[]> {
     findings.push(nameTaken(svc, existing));
   }
   for (const v of cfg.volumes) {
-    const source = bindSource(v, process.cwd());
+    const source = bindSource(v, ctx.cwd);
     if (source && !existsSync(source)) {
       findings.push({
         ok: false,
@@ -129,7 +124,7 @@ function nameTaken(svc: Service, c: ContainerInspect): Finding {
   };
 }
 
-async function start(svc: Service, ctx: DriverContext): Promise<DockerHandle> {
+async function start(svc: Service, ctx: DriverContext): Promise<Handle> {
   const name = safeName(svc.name);
   const cfg = dockerConfigOf(svc);
   const engine = new DockerEngine(ctx.env);
@@ -149,7 +144,7 @@ async function start(svc: Service, ctx: DriverContext): Promise<DockerHandle> {
   const body = createBody(svc, cfg, {
     home: ctx.paths.home,
     imageId: image.Id,
-    cwd: process.cwd(),
+    cwd: ctx.cwd,
   });
   const wanted = (body.Labels as Record<string, string>)[CONFIG_LABEL];
 
@@ -180,7 +175,6 @@ async function start(svc: Service, ctx: DriverContext): Promise<DockerHandle> {
   } catch (error) {
     if (!(error instanceof EngineError)) throw error;
     const message = `Cannot start "${name}": ${error.message}`;
-    await recordFailed(ctx, name, message);
     throw new ProvisioningError(message, { cause: error });
   }
   const after = await engine.inspectContainer(c.Id, ctx.signal);
@@ -189,31 +183,11 @@ async function start(svc: Service, ctx: DriverContext): Promise<DockerHandle> {
     const message = `Cannot start "${name}": container ${
       describeContainer(after)
     } exited with code ${after.State.ExitCode} right after start`;
-    await recordFailed(ctx, name, message);
     throw new ProvisioningError(message, {
       hints: [`See its output: provisioning services logs ${name}`],
     });
   }
-  await recordStarted(ctx, name, "docker", after);
-  return {
-    pid: after.State.Pid || undefined,
-    container_id: after.Id,
-    container_name: cname,
-  };
-}
-
-async function recordFailed(ctx: DriverContext, name: string, message: string): Promise<void> {
-  const prev = await readState(ctx.paths, name);
-  await writeState(ctx.paths, {
-    name,
-    mode: "docker",
-    restarts: prev?.restarts ?? 0,
-    last_exit: prev?.last_exit,
-    handle: prev?.handle,
-    status: "failed",
-    stopped_at: new Date().toISOString(),
-    message,
-  });
+  return containerHandle(after);
 }
 
 /** Our container of `svc`, or why there is none to act on. */
@@ -227,17 +201,16 @@ async function ours(
   return isOurs(c, svc.name, ctx.paths.home) ? { c } : { foreign: c };
 }
 
-async function stop(svc: Service, ctx: DriverContext, opts: StopOptions = {}): Promise<void> {
-  const name = safeName(svc.name);
+async function stop(svc: Service, ctx: DriverContext, opts: StopOptions = {}): Promise<StopResult> {
   const engine = new DockerEngine(ctx.env);
   const { c } = await ours(svc, { ...ctx, signal: opts.signal ?? ctx.signal }, engine);
-  if (!c) return await recordStopped(ctx, name, "docker"); // none, or not ours: never touched
+  if (!c) return {}; // none, or not ours: never touched
   const after = await stopContainer(engine, c, {
     timeout: svc.shutdown.timeout,
     force: opts.force,
     signal: opts.signal ?? ctx.signal,
   });
-  await recordStopped(ctx, name, "docker", after);
+  return containerExit(after);
 }
 
 async function status(svc: Service, ctx: DriverContext): Promise<RuntimeStatus> {
@@ -294,6 +267,8 @@ async function* logs(
 const dockerDriver = defineDriver<DockerConfig>({
   mode: "docker",
   config: dockerConfig,
+  // The engine restarts crashed containers (restart_policy); the supervisor never does.
+  capabilities: { supervision: "engine", owns: "container" },
   preflight,
   start,
   stop,

@@ -20,11 +20,11 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import process from "node:process";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
 import { defineDriver, driverConfig } from "../core/plugins/api.ts";
-import { readState, safeName, writeState } from "../core/state/files.ts";
+import { safeName } from "../core/state/files.ts";
+import { readState } from "../core/state/store.ts";
 import type {
   DriverContext,
   Finding,
@@ -33,13 +33,14 @@ import type {
   RuntimeStatus,
   Service,
   StopOptions,
+  StopResult,
 } from "../core/types.ts";
 import { type ContainerInspect, DockerEngine } from "./docker/_api.ts";
 import {
+  containerExit,
+  containerHandle,
   containerRuntime,
   describeContainer,
-  recordStarted,
-  recordStopped,
 } from "./docker/_runtime.ts";
 import {
   compose,
@@ -69,7 +70,7 @@ export function composeConfigOf(svc: Service): ComposeConfig {
 
 function targetOf(cfg: ComposeConfig, ctx: DriverContext, signal?: AbortSignal): ComposeTarget {
   return {
-    file: resolve(process.cwd(), cfg.compose_file),
+    file: resolve(ctx.cwd, cfg.compose_file),
     project: cfg.project_name,
     env: ctx.env,
     signal: signal ?? ctx.signal,
@@ -181,7 +182,6 @@ async function start(svc: Service, ctx: DriverContext): Promise<Handle> {
   const r = await compose(tool, target, ["up", "-d", cfg.service_name]);
   if (r.code !== 0) {
     const message = `Cannot start "${name}": ${tool.argv.join(" ")} up failed: ${failure(r)}`;
-    await recordFailed(ctx, name, message);
     throw new ProvisioningError(message);
   }
   const [c] = await containersOf(engine, cfg, ctx.signal);
@@ -190,34 +190,22 @@ async function start(svc: Service, ctx: DriverContext): Promise<Handle> {
       ? `container ${describeContainer(c)} exited with code ${c.State.ExitCode}`
       : "no container";
     const message = `Cannot start "${name}": ${how} right after start`;
-    await recordFailed(ctx, name, message);
     throw new ProvisioningError(message, {
       hints: [`See its output: provisioning services logs ${name}`],
     });
   }
-  await recordStarted(ctx, name, "docker-compose", c, {
+  return containerHandle(c, {
     project: cfg.project_name,
     service: cfg.service_name,
     compose_file: target.file,
   });
-  return { pid: c.State.Pid || undefined, container_id: c.Id, container_name: c.Name.slice(1) };
 }
 
-async function recordFailed(ctx: DriverContext, name: string, message: string): Promise<void> {
-  const prev = await readState(ctx.paths, name);
-  await writeState(ctx.paths, {
-    name,
-    mode: "docker-compose",
-    restarts: prev?.restarts ?? 0,
-    last_exit: prev?.last_exit,
-    handle: prev?.handle,
-    status: "failed",
-    stopped_at: new Date().toISOString(),
-    message,
-  });
-}
-
-async function stop(svc: Service, ctx: DriverContext, opts: StopOptions = {}): Promise<void> {
+async function stop(
+  svc: Service,
+  ctx: DriverContext,
+  opts: StopOptions = {},
+): Promise<StopResult> {
   const name = safeName(svc.name);
   const cfg = composeConfigOf(svc);
   const signal = opts.signal ?? ctx.signal;
@@ -225,7 +213,7 @@ async function stop(svc: Service, ctx: DriverContext, opts: StopOptions = {}): P
   const up = (await containersOf(engine, cfg, signal)).filter((c) =>
     c.State.Running || c.State.Restarting
   );
-  if (up.length === 0) return await recordStopped(ctx, name, "docker-compose");
+  if (up.length === 0) return {};
   const tool = await requireCompose(ctx.env);
   const args = opts.force
     ? ["kill", cfg.service_name]
@@ -242,7 +230,7 @@ async function stop(svc: Service, ctx: DriverContext, opts: StopOptions = {}): P
       `Cannot stop "${name}": container ${describeContainer(after)} still runs`,
     );
   }
-  await recordStopped(ctx, name, "docker-compose", after);
+  return containerExit(after);
 }
 
 async function status(svc: Service, ctx: DriverContext): Promise<RuntimeStatus> {
@@ -291,6 +279,8 @@ async function* logs(
 const composeDriver = defineDriver<ComposeConfig>({
   mode: "docker-compose",
   config: composeConfig,
+  // The engine restarts crashed containers (the compose file's restart:); never the supervisor.
+  capabilities: { supervision: "engine", owns: "container" },
   preflight,
   start,
   stop,

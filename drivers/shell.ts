@@ -30,7 +30,8 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
 import { defineDriver, driverConfig } from "../core/plugins/api.ts";
-import { logFile, readState, writeState } from "../core/state/files.ts";
+import { logFile } from "../core/state/files.ts";
+import { readState } from "../core/state/store.ts";
 import type {
   DriverContext,
   Handle,
@@ -71,6 +72,8 @@ const LOGS_TIMEOUT_MS = 30_000;
 const shell = defineDriver({
   mode: "shell",
   config,
+  // Another tool runs it (systemd, a control script): nobody here restarts it.
+  capabilities: { supervision: "none", owns: "process" },
   preflight: (svc, ctx) => shellPreflight(options(svc, ctx).cfg, ctx),
   start,
   stop,
@@ -89,7 +92,7 @@ function options(
   const env: Record<string, string> = {};
   const all = { ...ctx.env, ...cfg.env, PROVISIONING_SERVICE: svc.name, ...extra };
   for (const [k, v] of Object.entries(all)) if (v !== undefined) env[k] = v;
-  return { cfg, env, cwd: cfg.working_dir ? resolve(cfg.working_dir) : undefined };
+  return { cfg, env, cwd: resolve(ctx.cwd, cfg.working_dir ?? ".") };
 }
 
 /** `exited with code 3: <last line of output>` and the like. */
@@ -129,17 +132,8 @@ async function start(svc: Service, ctx: DriverContext): Promise<Handle> {
       { hints: [`Check the status command: ${cfg.status}`, `See the log: ${log}`] },
     );
   }
-  const prev = await readState(ctx.paths, svc.name);
   const pid = await readPidFile(cfg.pid_file);
-  await writeState(ctx.paths, {
-    name: svc.name,
-    mode: "shell",
-    status: "starting",
-    started_at: new Date().toISOString(),
-    restarts: prev?.restarts ?? 0,
-    last_exit: prev?.last_exit,
-  });
-  return pid ? { pid } : {};
+  return { started_at: new Date().toISOString(), ...(pid ? { pid } : {}) };
 }
 
 async function stop(svc: Service, ctx: DriverContext, opts: StopOptions = {}): Promise<void> {

@@ -18,7 +18,7 @@ export async function preflight(
   const [prereq, conflicts, ports, deps] = await Promise.all([
     driver.preflight(svc, p.context()),
     conflictFindings(p, svc),
-    portFindings(svc),
+    portFindings(p, svc),
     dependencyFindings(p, svc, opts),
   ]);
   return [...prereq, ...conflicts, ...ports, ...deps];
@@ -46,30 +46,17 @@ export async function conflictFindings(p: Platform, svc: Service): Promise<Findi
   }];
 }
 
-const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1", "0.0.0.0"]);
-
-/** The local TCP port a service's health check says it will listen on, if any. */
-export function checkedPort(svc: Service): number | undefined {
-  const hc = svc.health_check;
-  if (hc.type === "http") {
-    const url = new URL((hc.http as { endpoint: string }).endpoint);
-    if (!LOCAL_HOSTS.has(url.hostname)) return undefined;
-    return Number(url.port || (url.protocol === "https:" ? 443 : 80));
-  }
-  if (hc.type === "tcp") {
-    const { host, port } = hc.tcp as { host: string; port: number };
-    return LOCAL_HOSTS.has(host) ? port : undefined;
-  }
-  return undefined;
-}
-
 /**
  * A service about to start must not find its port taken: another process answering its health
  * check would make it look healthy when it is not.
  */
-export async function portFindings(svc: Service): Promise<Finding[]> {
-  const port = checkedPort(svc);
-  if (port === undefined || svc.deployment.mode !== "binary") return [];
+export async function portFindings(p: Platform, svc: Service): Promise<Finding[]> {
+  const driver = await p.plugins.driver(svc.deployment.mode);
+  if ((driver.capabilities?.owns ?? "process") !== "process") return [];
+  if (svc.health_check.type === "none") return [];
+  const check = await p.plugins.check(svc.health_check.type).catch(() => undefined);
+  const port = check?.localPort?.(svc.health_check[svc.health_check.type]);
+  if (port === undefined) return [];
   const busy = await portInUse(port).catch(() => false);
   if (!busy) return [];
   const pids = await listeningPids(port).catch(() => [] as number[]);
@@ -128,7 +115,7 @@ export async function readiness(p: Platform): Promise<{
     const findings = [
       ...await driver.preflight(svc, p.context()),
       ...await conflictFindings(p, svc),
-      ...await portFindings(svc),
+      ...await portFindings(p, svc),
     ];
     const issues = findings.filter((f) => !f.ok).map((f) => f.message);
     return { ...base, state: issues.length ? "issues" : "ready", issues };

@@ -196,3 +196,10 @@ function ps(args: string[]): Promise<string | undefined> {
     });
   });
 }
+
+const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1", "0.0.0.0"]);
+
+/** Whether `host` names this machine (a port probed there is a local port). */
+export function isLocalHost(host: string): boolean {
+  return LOCAL_HOSTS.has(host);
+}

@@ -44,7 +44,7 @@ export async function validateServices(
   const plugins = opts.plugins ?? PluginRegistry.discover({ cwd, home, env });
   const { file } = discoverRegistry({ ...opts, env, cwd });
   const v = await validateRegistry({ ...opts, env, cwd, plugins });
-  const ctx = { paths: statePaths(home), env };
+  const ctx = { paths: statePaths(home), env, cwd };
 
   const services: ServiceValidation[] = await Promise.all(v.names.map(async (name) => {
     const errors = v.issues.filter((i) => i.service === name).map((i) => formatIssue(file, i));

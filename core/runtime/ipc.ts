@@ -6,7 +6,10 @@
  */
 import { createConnection, createServer, type Server } from "node:net";
 
-/** Send one request; undefined when nothing listens (no supervisor). */
+/**
+ * Send one request; undefined when nothing listens (no supervisor), or when it closes the
+ * connection without a reply (it is exiting).
+ */
 export function request<T = Record<string, unknown>>(
   socket: string,
   msg: Record<string, unknown>,
@@ -25,6 +28,7 @@ export function request<T = Record<string, unknown>>(
     conn.on("data", (d) => (buf += d));
     conn.on("end", () => {
       clearTimeout(timer);
+      if (buf === "") return resolve(undefined);
       try {
         resolve(JSON.parse(buf) as T);
       } catch {
@@ -33,8 +37,9 @@ export function request<T = Record<string, unknown>>(
     });
     conn.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      if (e.code === "ENOENT" || e.code === "ECONNREFUSED") resolve(undefined);
-      else reject(e);
+      if (["ENOENT", "ECONNREFUSED", "ECONNRESET", "EPIPE"].includes(e.code ?? "")) {
+        resolve(undefined);
+      } else reject(e);
     });
   });
 }
@@ -76,6 +81,9 @@ async function requestDeno<T>(
     }
   } catch (e) {
     if (timedOut) throw new Error(`Supervisor did not answer "${msg.op}" within ${timeoutMs} ms`);
+    if (e instanceof deno.errors.ConnectionReset || e instanceof deno.errors.BrokenPipe) {
+      return undefined;
+    }
     throw e;
   } finally {
     clearTimeout(timer);
@@ -83,6 +91,7 @@ async function requestDeno<T>(
       conn.close();
     } catch { /* closed by the timer */ }
   }
+  if (buf === "") return undefined;
   try {
     return JSON.parse(buf) as T;
   } catch {

@@ -13,16 +13,16 @@
  * (temp file in the same directory, then rename), so a reader sees the old or the new file,
  * never half of one, whenever a writer is killed. Writes are not fsynced: the files describe
  * running processes, which a power loss ends anyway, and an fsync per state change would sit on
- * the critical path of every start (2–50 ms each here). Every path built from a service name goes through {@linkcode safeName}.
+ * the critical path of every start (2–50 ms each here). Every path built from a service name
+ * goes through {@linkcode safeName}. Only `store.ts` writes the state and PID files.
  *
  * @module
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { chmod, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmod, mkdir, readdir, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { z } from "zod";
-import type { ServiceState, StatePaths } from "../types.ts";
+import type { StatePaths } from "../types.ts";
 
 import { randomHex, safeName } from "../names.ts";
 import { isAlive } from "../process/identity.ts";
@@ -120,114 +120,6 @@ async function sweepTemps(dir: string): Promise<void> {
   }
 }
 
-/** What `readState` does with a file it cannot understand. */
-export interface ReadStateOptions {
-  /**
-   * Told about a corrupt state file (not JSON, or not a ServiceState) after it has been moved
-   * aside to `<name>.json.corrupt`. Default: `process.emitWarning` (one line on stderr).
-   */
-  onCorrupt?: (file: string, reason: string) => void;
-}
-
-const stateSchema = z.object({
-  name: z.string(),
-  mode: z.string(),
-  status: z.enum(["running", "stopped", "starting", "stopping", "failed"]),
-  pid: z.number().int().positive().optional(),
-  pid_start: z.string().optional(),
-  handle: z.record(z.string(), z.unknown()).optional(),
-  started_at: z.string().optional(),
-  stopped_at: z.string().optional(),
-  restarts: z.number().int().nonnegative(),
-  last_exit: z.object({
-    code: z.number().nullable(),
-    signal: z.string().nullable(),
-    at: z.string(),
-  }).optional(),
-  message: z.string().optional(),
-});
-
-/**
- * The persisted state of `name`, or undefined when there is none.
- *
- * A corrupt file never throws: it is moved aside to `<name>.json.corrupt` (kept for inspection,
- * out of the way of the next write), reported through `opts.onCorrupt`, and the service reads
- * as having no state, so `status` falls back to the PID file and a new start rewrites it.
- */
-export async function readState(
-  paths: StatePaths,
-  name: string,
-  opts: ReadStateOptions = {},
-): Promise<ServiceState | undefined> {
-  const file = stateFile(paths, name);
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8"); // synchronous, as in writeFileAtomic
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
-  let reason: string;
-  try {
-    const parsed = stateSchema.safeParse(JSON.parse(text));
-    if (parsed.success && parsed.data.name === name) return parsed.data as ServiceState;
-    reason = parsed.success
-      ? `it belongs to "${parsed.data.name}"`
-      : parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join(
-        "; ",
-      );
-  } catch (error) {
-    reason = (error as Error).message;
-  }
-  await rename(file, `${file}.corrupt`).catch(() => {});
-  const report = opts.onCorrupt ??
-    ((f: string, r: string) =>
-      process.emitWarning(`Ignoring corrupt state file "${f}" (moved to ${f}.corrupt): ${r}`));
-  report(file, reason);
-  return undefined;
-}
-
-/** Persist `state` to `services/state/<name>.json` atomically. */
-export async function writeState(paths: StatePaths, state: ServiceState): Promise<void> {
-  await writeCreatingDirs(
-    paths,
-    stateFile(paths, state.name),
-    JSON.stringify(state, null, 2) + "\n",
-  );
-}
-
-/** Remove the state file of `name` (no error when absent). */
-export async function removeState(paths: StatePaths, name: string): Promise<void> {
-  await rm(stateFile(paths, name), { force: true });
-}
-
-/** The PID recorded for `name`, or undefined when there is no (readable, numeric) PID file. */
-export function readPid(paths: StatePaths, name: string): Promise<number | undefined> {
-  try {
-    const text = readFileSync(pidFile(paths, name), "utf8").trim();
-    const pid = Number(text);
-    return Promise.resolve(
-      /^\d+$/.test(text) && pid > 0 && Number.isSafeInteger(pid) ? pid : undefined,
-    );
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return Promise.resolve(undefined);
-    return Promise.reject(error);
-  }
-}
-
-/** Record `pid` in `services/pids/<name>.pid` atomically. */
-export async function writePid(paths: StatePaths, name: string, pid: number): Promise<void> {
-  if (!Number.isSafeInteger(pid) || pid <= 0) {
-    throw new RangeError(`Cannot write PID file for "${name}": invalid pid ${pid}`);
-  }
-  await writeCreatingDirs(paths, pidFile(paths, name), `${pid}\n`);
-}
-
-/** Remove the PID file of `name` (no error when absent). */
-export async function removePid(paths: StatePaths, name: string): Promise<void> {
-  await rm(pidFile(paths, name), { force: true });
-}
-
 /** `services/pids/<name>.pid`. */
 export function pidFile(paths: StatePaths, name: string): string {
   return join(paths.pids, `${safeName(name)}.pid`);
@@ -241,14 +133,4 @@ export function stateFile(paths: StatePaths, name: string): string {
 /** `services/logs/<name>.log`. */
 export function logFile(paths: StatePaths, name: string): string {
   return join(paths.logs, `${safeName(name)}.log`);
-}
-
-async function writeCreatingDirs(paths: StatePaths, file: string, data: string): Promise<void> {
-  try {
-    await writeFileAtomic(file, data);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    await ensureDirs(paths, { force: true });
-    await writeFileAtomic(file, data);
-  }
 }

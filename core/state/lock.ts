@@ -42,7 +42,29 @@ export async function withLock<T>(
   fn: () => Promise<T>,
   opts: LockOptions = {},
 ): Promise<T> {
-  const file = join(paths.locks, `${safeName(name)}.lock`);
+  return await holding(paths, name, join(paths.locks, `${safeName(name)}.lock`), fn, opts);
+}
+
+/**
+ * Run `fn` while holding a lock of the home itself (`supervisor`: starting the supervisor), in
+ * a namespace no service name can reach (`.supervisor.lock`; names never start with a dot).
+ */
+export async function withHomeLock<T>(
+  paths: StatePaths,
+  label: "supervisor" | "platform",
+  fn: () => Promise<T>,
+  opts: LockOptions = {},
+): Promise<T> {
+  return await holding(paths, label, join(paths.locks, `.${label}.lock`), fn, opts);
+}
+
+async function holding<T>(
+  paths: StatePaths,
+  name: string,
+  file: string,
+  fn: () => Promise<T>,
+  opts: LockOptions,
+): Promise<T> {
   const token = await acquire(paths, name, file, opts);
   try {
     return await fn();

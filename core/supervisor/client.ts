@@ -3,49 +3,65 @@
  * watching, tell it when a start is complete or a stop is wanted. Everything works without
  * it (status reads the state files); `PROVISIONING_NO_SUPERVISOR=1` turns it off.
  *
+ * It takes a {@linkcode SupervisorTarget} (a home, an environment, a directory), not a
+ * `Platform`: the supervisor knows nothing of registries.
+ *
  * @module
  */
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { request } from "../runtime/ipc.ts";
-import { sleep } from "../sleep.ts";
 import { supervisorCommand } from "../runtime/self.ts";
 import { ProvisioningError } from "../errors.ts";
-import type { Platform } from "../platform.ts";
-import { ensureDirs, statePaths, withLock } from "../state/files.ts";
-import { supervisorFiles, type WatchSpec } from "./daemon.ts";
-import type { Handle, Service, StatePaths } from "../types.ts";
+import { sleep } from "../sleep.ts";
+import { ensureDirs, statePaths } from "../state/files.ts";
+import { withHomeLock } from "../state/lock.ts";
+import type { Driver, Handle, Service, StatePaths } from "../types.ts";
+import { type ErrorReply, type Replies, type Request, supervisorFiles } from "./protocol.ts";
 
-/** Whether a service needs a watcher that outlives the CLI. */
-export function needsSupervisor(svc: Service, env: Record<string, string | undefined>): boolean {
+/** Whose supervisor: the home, the environment services get, and where relative paths resolve. */
+export interface SupervisorTarget {
+  paths: StatePaths;
+  env: Record<string, string | undefined>;
+  cwd: string;
+}
+
+/** Whether a service needs a watcher that outlives the CLI (its driver lets us supervise it). */
+export function needsSupervisor(
+  svc: Service,
+  driver: Pick<Driver, "capabilities">,
+  env: Record<string, string | undefined>,
+): boolean {
   if (env.PROVISIONING_NO_SUPERVISOR === "1") return false;
-  return svc.deployment.mode === "binary" &&
+  const supervision = driver.capabilities?.supervision ?? "none";
+  return (supervision === "child" || supervision === "poll") &&
     (svc.startup.restart_on_failure || svc.health_check.type !== "none");
 }
 
 /** Ask the running supervisor; undefined when none runs. */
-export function askSupervisor<T = Record<string, unknown>>(
+export function askSupervisor<R extends Request>(
   paths: StatePaths,
-  msg: Record<string, unknown>,
-): Promise<T | undefined> {
-  return request<T>(supervisorFiles(paths).socket, msg);
+  msg: R,
+): Promise<Replies[R["op"]] | ErrorReply | undefined> {
+  return request(supervisorFiles(paths).socket, msg as unknown as Record<string, unknown>);
 }
 
 /** Start the supervisor of this home unless it runs; resolves once it answers. */
-export async function ensureSupervisor(p: Platform): Promise<void> {
-  if (await askSupervisor(p.paths, { op: "ping" })) return;
-  await withLock(p.paths, "supervisor", async () => {
-    if (await askSupervisor(p.paths, { op: "ping" })) return;
-    await ensureDirs(p.paths);
-    const files = supervisorFiles(p.paths);
+export async function ensureSupervisor(t: SupervisorTarget): Promise<void> {
+  if (await askSupervisor(t.paths, { op: "ping" })) return;
+  // Its own lock namespace: a service may be called "supervisor" too.
+  await withHomeLock(t.paths, "supervisor", async () => {
+    if (await askSupervisor(t.paths, { op: "ping" })) return;
+    await ensureDirs(t.paths);
+    const files = supervisorFiles(t.paths);
     const out = openSync(files.log, "a", 0o600);
     try {
       const self = supervisorCommand();
       const child = spawn(self.command, self.args, {
         detached: true,
         stdio: ["ignore", out, out],
-        env: { ...p.env, PROVISIONING_HOME: p.paths.home, ...self.env } as Record<string, string>,
+        env: { ...t.env, PROVISIONING_HOME: t.paths.home, ...self.env } as Record<string, string>,
       });
       child.on("error", () => {});
       child.unref();
@@ -54,7 +70,7 @@ export async function ensureSupervisor(p: Platform): Promise<void> {
     }
     const deadline = Date.now() + 15_000;
     for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
-      if (await askSupervisor(p.paths, { op: "ping" }).catch(() => undefined)) return;
+      if (await askSupervisor(t.paths, { op: "ping" }).catch(() => undefined)) return;
       await sleep(delay);
     }
     throw new ProvisioningError(`Cannot start the supervisor: no answer on ${files.socket}`, {
@@ -63,71 +79,58 @@ export async function ensureSupervisor(p: Platform): Promise<void> {
   }, { waitMs: 30_000 });
 }
 
-function spec(p: Platform, svc: Service): WatchSpec {
-  return { service: svc, env: p.env, cwd: process.cwd() };
-}
-
 /** Start `svc` as a child of the supervisor (so its crash is seen at once). */
-export async function superviseStart(p: Platform, svc: Service): Promise<Handle> {
-  const r = await askRunning<{ ok: boolean; pid?: number; error?: string; exit_code?: number }>(
-    p,
-    { op: "start", ...spec(p, svc) },
-  );
+export async function superviseStart(t: SupervisorTarget, svc: Service): Promise<Handle> {
+  const r = await askRunning(t, { op: "start", service: svc, env: t.env, cwd: t.cwd });
   if (!r?.ok) {
     throw new ProvisioningError(
-      r?.error ?? `Cannot start "${svc.name}": the supervisor went away`,
-      {
-        exitCode: r?.exit_code ?? 1,
-      },
+      (r as ErrorReply | undefined)?.error ??
+        `Cannot start "${svc.name}": the supervisor went away`,
+      { exitCode: (r as ErrorReply | undefined)?.exit_code ?? 1 },
     );
   }
-  return { pid: r.pid };
+  return { pid: (r as Replies["start"]).pid };
 }
 
 /** The start completed (healthy): crashes from now on are the supervisor's to recover. */
-export async function superviseReady(p: Platform, svc: Service): Promise<void> {
-  await askSupervisor(p.paths, { op: "ready", name: svc.name });
+export async function superviseReady(t: SupervisorTarget, svc: Service): Promise<void> {
+  await askSupervisor(t.paths, { op: "ready", name: svc.name });
 }
 
 /** Make sure a running service is watched (it may predate the supervisor). */
-export async function superviseAdopt(p: Platform, svc: Service): Promise<void> {
-  await askRunning(p, { op: "adopt", ...spec(p, svc) });
+export async function superviseAdopt(t: SupervisorTarget, svc: Service): Promise<void> {
+  await askRunning(t, { op: "adopt", service: svc, env: t.env, cwd: t.cwd });
 }
 
 /** Ask the supervisor, starting it first only when none answers (no ping on the hot path). */
-async function askRunning<T>(p: Platform, msg: Record<string, unknown>): Promise<T | undefined> {
-  const r = await askSupervisor<T>(p.paths, msg);
+async function askRunning<R extends Request>(
+  t: SupervisorTarget,
+  msg: R,
+): Promise<Replies[R["op"]] | ErrorReply | undefined> {
+  const r = await askSupervisor(t.paths, msg);
   if (r) return r;
-  await ensureSupervisor(p);
-  return await askSupervisor<T>(p.paths, msg);
+  await ensureSupervisor(t);
+  return await askSupervisor(t.paths, msg);
 }
 
 /**
  * Wait until the supervisor has finished every start, restart and unwatch in flight (a start
- * asked for by a CLI that was killed may still be spawning): a stop then plans from state files
- * that name every process. Returns at once when no supervisor runs.
+ * asked for by a CLI that was killed may still be spawning): a stop then plans from state that
+ * names every process. Returns at once when no supervisor runs.
  */
-export async function settleSupervisor(p: Platform): Promise<void> {
-  await askSupervisor(p.paths, { op: "settle" });
+export async function settleSupervisor(t: Pick<SupervisorTarget, "paths">): Promise<void> {
+  await askSupervisor(t.paths, { op: "settle" });
 }
 
 /** The user stops the service: its exit is not a crash. */
-export async function unwatch(p: Platform, name: string): Promise<void> {
-  await askSupervisor(p.paths, { op: "unwatch", name });
+export async function unwatch(t: Pick<SupervisorTarget, "paths">, name: string): Promise<void> {
+  await askSupervisor(t.paths, { op: "unwatch", name });
 }
 
 /** What the supervisor of `home` watches, or undefined when none runs. */
-export function supervisorStatus(home: string): Promise<
-  | {
-    ok: boolean;
-    pid: number;
-    /** Bytes: resident set, and the JS heap used / reserved. */
-    memory?: { rss: number; heap_used: number; heap_total: number };
-    services: { name: string; phase: string; pid?: number; streak: number }[];
-  }
-  | undefined
-> {
-  return askSupervisor(statePaths(home), { op: "status" });
+export async function supervisorStatus(home: string): Promise<Replies["status"] | undefined> {
+  const r = await askSupervisor(statePaths(home), { op: "status" });
+  return r?.ok ? r as Replies["status"] : undefined;
 }
 
 /** Ask the supervisor of `home` to exit (services keep running); false when none runs. */
@@ -137,12 +140,13 @@ export async function stopSupervisor(home: string): Promise<boolean> {
 
 /**
  * Services are watched (`run/watch/*.json`) but no supervisor answers — it was killed: start a
- * new one, which re-adopts them. Cheap when there is nothing to do (one readdir).
+ * new one, which re-adopts them. Cheap when there is nothing to do (one readdir). An explicit
+ * step of the commands that need a watcher (start, status), never a side effect of a read.
  */
-export async function reviveSupervisor(p: Platform): Promise<void> {
-  if (p.env.PROVISIONING_NO_SUPERVISOR === "1") return;
-  const watched = await readdir(supervisorFiles(p.paths).watchDir).catch(() => [] as string[]);
+export async function reviveSupervisor(t: SupervisorTarget): Promise<void> {
+  if (t.env.PROVISIONING_NO_SUPERVISOR === "1") return;
+  const watched = await readdir(supervisorFiles(t.paths).watchDir).catch(() => [] as string[]);
   if (!watched.some((f) => f.endsWith(".json"))) return;
-  if (await askSupervisor(p.paths, { op: "ping" }).catch(() => undefined)) return;
-  await ensureSupervisor(p);
+  if (await askSupervisor(t.paths, { op: "ping" }).catch(() => undefined)) return;
+  await ensureSupervisor(t);
 }

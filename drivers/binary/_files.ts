@@ -8,7 +8,6 @@
  */
 import { access, constants, stat } from "node:fs/promises";
 import { delimiter, join, resolve } from "node:path";
-import process from "node:process";
 import type { DriverContext, Finding } from "../../core/types.ts";
 import { loadEnvFile } from "./_env_file.ts";
 
@@ -35,9 +34,10 @@ export interface ResolvedBinary {
 /** Resolve `binary_path` to an absolute executable. */
 export async function resolveBinary(
   cfg: BinaryFilesConfig,
-  env: Record<string, string | undefined>,
+  ctx: Pick<DriverContext, "env" | "cwd">,
 ): Promise<ResolvedBinary> {
-  const cwd = resolve(process.cwd(), cfg.working_dir ?? ".");
+  const env = ctx.env;
+  const cwd = resolve(ctx.cwd, cfg.working_dir ?? ".");
   const hint = "Check binary_path in the registry";
   if (!cfg.binary_path.includes("/")) {
     const dirs = (env.PATH ?? "").split(delimiter).filter(Boolean);
@@ -82,7 +82,7 @@ export async function binaryChecks(
   cfg: BinaryFilesConfig,
   ctx: DriverContext,
 ): Promise<FileCheck[]> {
-  const { cwd, check } = await resolveBinary(cfg, ctx.env);
+  const { cwd, check } = await resolveBinary(cfg, ctx);
   const checks = [check];
   if (cfg.working_dir) {
     const isDir = await stat(cwd).then((s) => s.isDirectory(), () => false);

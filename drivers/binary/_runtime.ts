@@ -1,35 +1,33 @@
 /**
- * Stop and status of binary services, from the state and PID files.
+ * Stop and status of binary services, from the recorded state. Neither writes state: the
+ * caller records what they report in the state store.
  *
- * A PID is ours only while the state file names it together with its start time and a process
- * with that PID and start time is alive. Anything else is a stale record: it is cleaned up and
- * nothing is ever signalled, so a reused PID can never cost a foreign process its life.
+ * A PID is ours only while the state names it together with its start time and a process with
+ * that PID and start time is alive. Anything else is a stale record, reported as such (`stale`)
+ * for an explicit reconcile; nothing is ever signalled, so a reused PID can never cost a foreign
+ * process its life.
  *
  * @module
  */
 import { ProvisioningError } from "../../core/errors.ts";
 import { groupMembers, isAlive, killGroup, waitGone } from "../../core/process/identity.ts";
-import { readPid, readState, removePid, safeName, writeState } from "../../core/state/files.ts";
-import type {
-  DriverContext,
-  RuntimeStatus,
-  Service,
-  ServiceState,
-  StopOptions,
+import { readPid, readState } from "../../core/state/store.ts";
+import {
+  describeExit,
+  type DriverContext,
+  type ExitInfo,
+  type RuntimeStatus,
+  type Service,
+  type StopOptions,
+  type StopResult,
 } from "../../core/types.ts";
 
-/** How a child ended: exit code, or the signal that killed it. */
-export interface ExitInfo {
-  code: number | null;
-  signal: string | null;
-}
-
-/** Exits of children started by this process, by PID (a stop or status reports them). */
-const exits = new Map<number, ExitInfo & { at: string }>();
+/** Exits of children started by this process, by PID (a status in the same process reports them). */
+const exits = new Map<number, ExitInfo>();
 
 /** Remember the exit of a child of this process; returns the exit. */
 export function recordExit(pid: number, code: number | null, signal: string | null): ExitInfo {
-  exits.set(pid, { code, signal, at: new Date().toISOString() });
+  exits.set(pid, { code, signal });
   return { code, signal };
 }
 
@@ -39,25 +37,18 @@ const KILL_WAIT_MS = 5_000;
 /**
  * Stop the service: its shutdown signal to the whole process group, up to `shutdown.timeout`
  * seconds for every member to go (a zombie counts as gone), then SIGKILL (`force`: at once).
- * A stale PID is only cleaned up. Throws when a process survives SIGKILL.
+ * A record without a live process of ours is left alone. Throws when a process survives SIGKILL.
  */
 export async function binaryStop(
   svc: Service,
   ctx: DriverContext,
   opts: StopOptions = {},
-): Promise<void> {
-  const name = safeName(svc.name);
+): Promise<StopResult> {
+  const name = svc.name;
   const state = await readState(ctx.paths, name);
-  const pid = state?.pid ?? (await readPid(ctx.paths, name));
-  if (!pid || !state?.pid_start || state.pid !== pid || !(await isAlive(pid, state.pid_start))) {
-    if (pid) await cleanStale(ctx, name, pid);
-    if (state && state.status !== "stopped" && state.status !== "failed") {
-      await writeState(ctx.paths, stoppedState(state, pid));
-    }
-    return;
-  }
+  const pid = state?.pid;
+  if (!pid || !state?.pid_start || !(await isAlive(pid, state.pid_start))) return {};
   const start = state.pid_start;
-  await writeState(ctx.paths, { ...state, status: "stopping" });
   const exists = async () => (await groupMembers(pid)).length > 0 || (await isAlive(pid, start));
   const signal = opts.signal ?? ctx.signal;
   let gone = false;
@@ -65,10 +56,9 @@ export async function binaryStop(
     signalGroup(pid, normalizeSignal(svc.shutdown?.signal ?? "SIGTERM"));
     gone = await waitGone(exists, (svc.shutdown?.timeout ?? 10) * 1000, { signal });
   }
-  if (!gone) {
-    signalGroup(pid, "SIGKILL");
-    gone = await waitGone(exists, KILL_WAIT_MS, { signal });
-  }
+  if (gone) return { exit: exits.get(pid) };
+  signalGroup(pid, "SIGKILL");
+  gone = await waitGone(exists, KILL_WAIT_MS, { signal });
   if (!gone) {
     const survivors = await groupMembers(pid);
     if (await isAlive(pid, start) && !survivors.includes(pid)) survivors.unshift(pid);
@@ -77,106 +67,59 @@ export async function binaryStop(
       { hints: ["A process in uninterruptible sleep (D state) dies once its I/O returns"] },
     );
   }
-  await removePid(ctx.paths, name);
-  await writeState(ctx.paths, stoppedState(state, pid));
+  return { killed: !opts.force, exit: exits.get(pid) };
 }
 
-/** Status from the state and PID files; a stale PID file is removed on the way. */
+/** Status from the recorded state and the process table. A pure read. */
 export async function binaryStatus(svc: Service, ctx: DriverContext): Promise<RuntimeStatus> {
-  const name = safeName(svc.name);
+  const name = svc.name;
   const state = await readState(ctx.paths, name);
-  const filePid = await readPid(ctx.paths, name);
-  const pid = state?.pid ?? filePid;
   const restarts = state?.restarts ?? 0;
-  if (pid && state?.pid_start && state.pid === pid && (await isAlive(pid, state.pid_start))) {
-    const status = state.status === "starting" || state.status === "stopping"
-      ? state.status
-      : "running";
+  const pid = state?.pid ?? (await readPid(ctx.paths, name));
+  const recorded = state?.status ?? "stopped";
+  const detail = {
+    restarts,
+    ...(state?.message ? { message: state.message } : {}),
+    ...(state?.last_exit
+      ? { exit_code: state.last_exit.code, exit_signal: state.last_exit.signal }
+      : {}),
+    ...(state?.next_attempt_at ? { next_attempt_at: state.next_attempt_at } : {}),
+    ...(state?.last_log_lines ? { last_log_lines: state.last_log_lines } : {}),
+  };
+  if (pid && state?.pid === pid && state.pid_start && (await isAlive(pid, state.pid_start))) {
+    const status = recorded === "starting" || recorded === "stopping" ? recorded : "running";
     const started = state.started_at ? Date.parse(state.started_at) : NaN;
     const uptime_s = Number.isNaN(started)
       ? undefined
       : Math.max(0, Math.floor((Date.now() - started) / 1000));
-    // A live service's message is the supervisor's word on it ("Unhealthy: ...").
+    return { ...detail, status, pid, uptime_s };
+  }
+  if (!pid) return { ...detail, status: recorded === "stopping" ? "stopped" : recorded };
+  // A PID on record without a live process of ours: a stale record.
+  const foreign = await isAlive(pid);
+  if (!state?.pid_start || state.pid !== pid || foreign) {
     return {
-      status,
-      pid,
-      uptime_s,
-      restarts,
-      ...(state.message ? { message: state.message } : {}),
+      ...detail,
+      status: recorded === "running" || recorded === "starting" ? "failed" : recorded,
+      stale: true,
+      message: foreign
+        ? `PID ${pid} belongs to another process (stale PID file)`
+        : `Process ${pid} is gone (stale PID file)`,
     };
   }
-  const last = state?.last_exit;
-  const lastExit = last ? { exit_code: last.code, exit_signal: last.signal } : {};
-  if (!pid) {
-    const status = state?.status === "failed" ? "failed" : "stopped";
-    return { status, restarts, message: state?.message, ...lastExit };
-  }
-  // A PID without a live process that is ours: a stale record.
-  const exit = exits.get(pid);
-  const foreign = !exit && (await isAlive(pid));
-  const message = foreign
-    ? `PID ${pid} belongs to another process (stale PID file removed)`
-    : exit
-    ? `Process ${pid} ${
-      exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`
-    }`
-    : `Process ${pid} exited while unwatched`;
-  await cleanStale(ctx, name, pid);
-  if (!state || state.status === "stopped" || state.status === "failed") {
-    return {
-      status: state?.status === "failed" ? "failed" : "stopped",
-      restarts,
-      message,
-      ...lastExit,
-    };
-  }
-  // It was running, starting or stopping; unless we were stopping it, it failed.
-  const next: ServiceState = state.status === "stopping"
-    ? stoppedState(state, pid)
-    : { ...stoppedState(state, pid), status: "failed", message };
-  await writeIfUnchanged(ctx, state, next);
+  if (recorded === "stopping") return { ...detail, status: "stopped", stale: true };
+  const exit = exits.get(pid) ??
+    (state.last_exit && state.started_at && state.last_exit.at >= state.started_at
+      ? state.last_exit
+      : undefined);
+  const how = exit ? describeExit(exit) : "exited while no supervisor watched it";
   return {
-    status: next.status,
-    restarts,
-    message,
-    ...(next.last_exit
-      ? { exit_code: next.last_exit.code, exit_signal: next.last_exit.signal }
-      : {}),
+    ...detail,
+    status: "failed",
+    stale: true,
+    message: `Process ${pid} ${how}`,
+    ...(exit ? { exit_code: exit.code, exit_signal: exit.signal } : {}),
   };
-}
-
-/** `state` after its process `pid` is gone: no PID, stopped_at, last_exit when we know it. */
-function stoppedState(state: ServiceState, pid: number | undefined): ServiceState {
-  const { pid: _pid, pid_start: _start, message: _message, ...rest } = state;
-  const exit = pid ? exits.get(pid) : undefined;
-  return {
-    ...rest,
-    status: "stopped",
-    stopped_at: new Date().toISOString(),
-    last_exit: exit ?? state.last_exit,
-  };
-}
-
-/**
- * Remove the PID file of `name` if it still names `pid` and no newer start has claimed `pid`
- * meanwhile (a start writes the state before the PID file).
- */
-async function cleanStale(ctx: DriverContext, name: string, pid: number): Promise<void> {
-  const now = await readState(ctx.paths, name);
-  if (now?.pid === pid && now.pid_start && (await isAlive(pid, now.pid_start))) return;
-  if ((await readPid(ctx.paths, name)) === pid) await removePid(ctx.paths, name);
-}
-
-/** Write `next` unless another CLI changed the state since we read `seen` (compare-and-write). */
-async function writeIfUnchanged(
-  ctx: DriverContext,
-  seen: ServiceState,
-  next: ServiceState,
-): Promise<void> {
-  const now = await readState(ctx.paths, seen.name);
-  if (now?.pid === seen.pid && now?.pid_start === seen.pid_start && now?.status === seen.status) {
-    await writeState(ctx.paths, next);
-  }
 }
 
 /** Signal the group led by `pid`; if the leader left its group, at least the leader. */

@@ -2,14 +2,13 @@
  * Status and stop of one container, shared by the docker and docker-compose drivers.
  *
  * The engine is the truth about a container (running, restarting, exit code, OOM kill, its own
- * health check); the state file says what we last did with it. A container that exited while
+ * health check); the recorded state says what we last did with it. Nothing here writes state. A container that exited while
  * the state file says we started it has crashed (`failed`); one we stopped is `stopped`.
  *
  * @module
  */
 import { ProvisioningError } from "../../core/errors.ts";
-import { readState, writeState } from "../../core/state/files.ts";
-import type { DriverContext, RuntimeStatus, ServiceState } from "../../core/types.ts";
+import type { Handle, RuntimeStatus, ServiceState, StopResult } from "../../core/types.ts";
 import { type ContainerInspect, type DockerEngine, EngineError } from "./_api.ts";
 
 /** How long a killed container may take to be reported gone. */
@@ -115,47 +114,18 @@ export async function stopContainer(
   return after ?? c;
 }
 
-/** Record in the state file that `name` is stopped, with the container's last exit code. */
-export async function recordStopped(
-  ctx: DriverContext,
-  name: string,
-  mode: string,
-  c?: ContainerInspect,
-): Promise<void> {
-  const prev = await readState(ctx.paths, name);
-  if (!prev && !c) return;
-  await writeState(ctx.paths, {
-    name,
-    mode,
-    restarts: prev?.restarts ?? 0,
-    ...prev,
-    status: "stopped",
-    pid: undefined,
-    pid_start: undefined,
-    message: undefined,
-    stopped_at: new Date().toISOString(),
-    last_exit: c && c.State.Status !== "created"
-      ? { code: c.State.ExitCode, signal: null, at: c.State.FinishedAt || new Date().toISOString() }
-      : prev?.last_exit,
-  });
+/** The exit of container `c` as a stop reports it (none for a container never started). */
+export function containerExit(c?: ContainerInspect): StopResult {
+  return c && c.State.Status !== "created"
+    ? { exit: { code: c.State.ExitCode, signal: null } }
+    : {};
 }
 
-/** Record that `name` was started as container `c` (status `starting` until healthy). */
-export async function recordStarted(
-  ctx: DriverContext,
-  name: string,
-  mode: string,
-  c: ContainerInspect,
-  extra: Record<string, unknown> = {},
-): Promise<void> {
-  const prev = await readState(ctx.paths, name);
-  await writeState(ctx.paths, {
-    name,
-    mode,
-    status: "starting",
-    handle: { container_id: c.Id, container_name: c.Name.replace(/^\//, ""), ...extra },
-    started_at: c.State.StartedAt || new Date().toISOString(),
-    restarts: prev?.restarts ?? 0,
-    last_exit: prev?.last_exit,
-  });
+/** What a start of container `c` reports to the state store. */
+export function containerHandle(c: ContainerInspect, extra: Record<string, unknown> = {}): Handle {
+  return {
+    pid: c.State.Pid || undefined,
+    started_at: c.State.StartedAt || undefined,
+    data: { container_id: c.Id, container_name: c.Name.replace(/^\//, ""), ...extra },
+  };
 }

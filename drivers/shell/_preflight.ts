@@ -65,7 +65,7 @@ export async function findProgram(
 /** Every prerequisite finding of a shell service. */
 export async function shellPreflight(cfg: ShellCommands, ctx: DriverContext): Promise<Finding[]> {
   const findings: Finding[] = [];
-  const cwd = cfg.working_dir ? resolve(cfg.working_dir) : process.cwd();
+  const cwd = resolve(ctx.cwd, cfg.working_dir ?? ".");
   if (cfg.working_dir) {
     const isDir = await stat(cwd).then((s) => s.isDirectory(), () => false);
     findings.push(

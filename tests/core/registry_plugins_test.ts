@@ -7,7 +7,8 @@ import { PluginRegistry } from "../../core/plugins/registry.ts";
 import { Platform } from "../../core/platform.ts";
 import { validateRegistry } from "../../core/registry/load.ts";
 import { validateServices } from "../../core/registry/validate.ts";
-import { startServices, stopServices } from "../../core/lifecycle/lifecycle.ts";
+import { startServices } from "../../core/lifecycle/start.ts";
+import { stopServices } from "../../core/lifecycle/stop.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/plugins/", import.meta.url));
 const USER = join(FIXTURES, "user");

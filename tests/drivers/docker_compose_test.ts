@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "../_cli.ts";
-import { readState } from "../../core/state/files.ts";
+import { readState } from "../../core/state/store.ts";
 import {
   type LifecycleEvent,
   Platform,

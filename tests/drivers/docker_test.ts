@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { connect, createServer, type Socket } from "node:net";
 import { runCli } from "../_cli.ts";
-import { readState } from "../../core/state/files.ts";
+import { readState } from "../../core/state/store.ts";
 import type { Service } from "../../core/types.ts";
 import {
   type LifecycleEvent,

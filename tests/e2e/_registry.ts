@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { stringify } from "smol-toml";
 import { type CliResult, ROOT, runCli } from "../_cli.ts";
 import { isAlive, killGroup, waitGone } from "../../core/process/identity.ts";
-import { readState } from "../../core/state/files.ts";
+import { readState } from "../../core/state/store.ts";
 import { type LifecycleEvent, Platform, stopServices, stopSupervisor } from "../../mod.ts";
 import { until } from "../_until.ts";
 export { until };

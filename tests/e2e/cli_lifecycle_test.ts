@@ -136,8 +136,14 @@ Deno.test("a stale PID file naming a foreign live process is neither trusted by 
   const status = json(await sb.cli(["services", "status", "ghost", "--json"]));
   assert.notEqual(status.status, "running");
   assert.match(status.message ?? "", /another process/);
-  assert.equal(existsSync(join(pids, "ghost.pid")), false);
+  // A read writes nothing: the stale record stays until a command that changes state
+  // reconciles it.
+  assert.equal(existsSync(join(pids, "ghost.pid")), true, "status removed the PID file");
   assert.equal(await isAlive(pid), true, "status signalled a foreign process");
+  const again = await sb.cli(["platform", "stop", "--force", "ghost"]);
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.equal(existsSync(join(pids, "ghost.pid")), false, "stop did not reconcile the record");
+  assert.equal(await isAlive(pid), true, "stop signalled a foreign process");
 });
 
 Deno.test("two concurrent CLI starts of one service run exactly one process and both succeed", async () => {

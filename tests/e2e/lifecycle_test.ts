@@ -134,7 +134,10 @@ Deno.test("a service without a health check is started once its process runs", a
   const log = new EventLog();
   const res = await startServices(p, ["quiet"], { onEvent: log.onEvent });
   assert.equal(res.ok, true, JSON.stringify(res.outcomes));
-  assert.equal(log.get("healthy", "quiet").message, "Started (no health check)");
+  // Ready for its dependents, but never called healthy: it has no check.
+  assert.equal(log.get("ready", "quiet").message, "Started (no health check)");
+  assert.equal(log.events.some((e) => e.type === "healthy"), false);
+  assert.equal(res.outcomes[0].health, "unknown");
   assert.equal((await p.runtime("quiet")).status, "running");
   assert.equal(await isAlive(pidOf(log, "quiet")), true);
 });

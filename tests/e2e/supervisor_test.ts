@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isAlive } from "../../core/process/identity.ts";
-import { readState } from "../../core/state/files.ts";
+import { readState } from "../../core/state/store.ts";
 import { startServices } from "../../mod.ts";
 import { pidsWithArg, type Sandbox, until } from "./_registry.ts";
 import {

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { PluginInfo } from "../mod.ts";
-import { columns } from "./render.ts";
+import type { PluginInfo } from "../../mod.ts";
+import { columns } from "./text.ts";
 
 /** The table, then one line per override and per problem. */
 export function renderPlugins(rows: PluginInfo[]): string {

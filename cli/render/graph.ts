@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Platform } from "../mod.ts";
+import type { Platform } from "../../mod.ts";
 
 /** `services dependencies NAME`: the spec's block. */
 export function renderDependencies(d: ReturnType<Platform["dependencies"]>): string {

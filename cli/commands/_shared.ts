@@ -1,0 +1,105 @@
+/**
+ * Actions that both `platform` and `services` offer: lifecycle progress, status of every
+ * service, health and logs.
+ *
+ * @module
+ */
+import { type Command, Option } from "commander";
+import {
+  ExitCode,
+  type LifecycleEvent,
+  type LifecycleResult,
+  type Platform,
+  reviveSupervisor,
+  type StatusReport,
+} from "../../mod.ts";
+import { renderEvent, renderResult } from "../render/events.ts";
+import { healthSummary, renderHealth, renderPlatformHealth } from "../render/health.ts";
+import { renderPlatformStatus, type StatusRow } from "../render/status.ts";
+import {
+  type CommandResult,
+  type Common,
+  interruptSignal,
+  leaf,
+  open,
+  type Out,
+  positiveInt,
+  type Run,
+} from "./_common.ts";
+
+/** Print progress (text) or collect events (JSON) while a lifecycle operation runs. */
+export async function runLifecycle(
+  out: Out,
+  o: Common,
+  fn: (onEvent: (e: LifecycleEvent) => void) => Promise<LifecycleResult>,
+): Promise<CommandResult> {
+  const events: LifecycleEvent[] = [];
+  const onEvent = (e: LifecycleEvent) => {
+    events.push(e);
+    if (!o.json) renderEvent(e).forEach((l) => out(l));
+  };
+  const res = await fn(onEvent);
+  return { doc: { ...res, events }, text: renderResult(res), exitCode: res.exit_code };
+}
+
+/** A status report with its service's restart limit, for `restart 2 of 5`. */
+export const withRestartLimit = (p: Platform, s: StatusReport): StatusRow => ({
+  ...s,
+  max_restarts: p.service(s.name).startup.max_restarts,
+});
+
+/** `platform status`, `services status` without a name. */
+export async function platformStatus(_out: Out, o: Common): Promise<CommandResult> {
+  const p = await open(o);
+  await reviveSupervisor(p);
+  const reports = await p.statusAll();
+  const running = reports.filter((s) => s.status === "running").length;
+  return {
+    doc: { running, total: reports.length, services: reports },
+    text: renderPlatformStatus(reports.map((s) => withRestartLimit(p, s))),
+  };
+}
+
+/** `services health [NAME]`, `platform health`: unhealthy exits 1. */
+export async function health(
+  _out: Out,
+  name: string | undefined,
+  o: Common,
+): Promise<CommandResult> {
+  const p = await open(o);
+  if (name) p.service(name);
+  await reviveSupervisor(p);
+  if (name) {
+    const h = await p.health(name);
+    return {
+      doc: h,
+      text: renderHealth(h),
+      exitCode: h.healthy ? ExitCode.ok : ExitCode.failed,
+    };
+  }
+  const hs = await Promise.all(p.services.map((s) => p.health(s.name)));
+  const summary = healthSummary(hs);
+  return {
+    doc: { services: hs, summary },
+    text: renderPlatformHealth(hs),
+    exitCode: summary.unhealthy ? ExitCode.failed : ExitCode.ok,
+  };
+}
+
+/** Add `logs <name>` (`--lines`, `--follow`) to a group. */
+export function logsCommand(parent: Command, run: Run): Command {
+  return leaf(parent, "logs <name>", "a service's log")
+    .addOption(
+      new Option("--lines <n>", "how many lines").default(50).argParser(positiveInt("--lines")),
+    )
+    .option("--follow", "keep printing new lines until Ctrl+C")
+    .action(run(async (out, name: string, o: Common & { lines: number; follow?: boolean }) => {
+      const p = await open(o);
+      p.service(name);
+      const signal = o.follow ? interruptSignal() : undefined;
+      for await (const line of p.logs(name, { lines: o.lines, follow: o.follow, signal })) {
+        out(o.json ? JSON.stringify({ service: name, line }) : line);
+      }
+      return {};
+    }));
+}

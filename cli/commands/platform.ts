@@ -1,0 +1,75 @@
+/**
+ * `provisioning platform …`: every service as one system (start, stop, restart, status,
+ * health, logs).
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import {
+  ExitCode,
+  planStart,
+  planStop,
+  restartServices,
+  startServices,
+  stopServices,
+} from "../../mod.ts";
+import { renderPlan } from "../render/events.ts";
+import { type Common, interruptSignal, leaf, open, type Run } from "./_common.ts";
+import { health, logsCommand, platformStatus, runLifecycle } from "./_shared.ts";
+
+type PlanOptions = Common & { force?: boolean; dryRun?: boolean };
+
+/** Add the `platform` group to `program`. */
+export function platformCommand(program: Command, run: Run): Command {
+  const platform = program.command("platform").description("manage all services as one system");
+  leaf(
+    platform,
+    "start [names...]",
+    "start every auto-start service, or the named ones, with their dependencies",
+  )
+    .option("--force", "restart services that are already running")
+    .option("--dry-run", "print the plan (waves, order, critical path) without starting anything")
+    .action(run(async (out, names: string[], o: PlanOptions) => {
+      const p = await open(o);
+      if (o.dryRun) {
+        const plan = await planStart(p, names, { force: o.force });
+        return { doc: plan, text: renderPlan(plan) };
+      }
+      return await runLifecycle(
+        out,
+        o,
+        (onEvent) =>
+          startServices(p, names, { force: o.force, onEvent, signal: interruptSignal() }),
+      );
+    }));
+  leaf(
+    platform,
+    "stop [names...]",
+    "stop every running service, or the named ones, dependents first",
+  )
+    .option("--force", "ignore running dependents and kill at once")
+    .option("--dry-run", "print the plan without stopping anything")
+    .action(run(async (out, names: string[], o: PlanOptions) => {
+      const p = await open(o);
+      if (o.dryRun) {
+        const plan = await planStop(p, names, { force: o.force });
+        const exitCode = plan.blocked.length ? ExitCode.refused : ExitCode.ok;
+        return { doc: plan, text: renderPlan(plan), exitCode };
+      }
+      return await runLifecycle(
+        out,
+        o,
+        (onEvent) => stopServices(p, names, { force: o.force, onEvent }),
+      );
+    }));
+  leaf(platform, "restart [names...]", "restart every running service, or the named ones")
+    .action(run(async (out, names: string[], o: Common) => {
+      const p = await open(o);
+      return await runLifecycle(out, o, (onEvent) => restartServices(p, names, { onEvent }));
+    }));
+  leaf(platform, "status", "status of every service, by category").action(run(platformStatus));
+  leaf(platform, "health", "health of every service")
+    .action(run((out, o: Common) => health(out, undefined, o)));
+  logsCommand(platform, run);
+  return platform;
+}

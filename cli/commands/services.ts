@@ -1,0 +1,196 @@
+/**
+ * `provisioning services …`: individual services (list, status, start, stop, restart, health,
+ * logs, monitor) and questions about the registry (check, dependencies, validate, readiness).
+ *
+ * @module
+ */
+import { type Command, Option } from "commander";
+import {
+  ensureOperation,
+  ExitCode,
+  monitor,
+  readiness,
+  restartServices,
+  reviveSupervisor,
+  startServices,
+  stopServices,
+  validateServices,
+} from "../../mod.ts";
+import { renderEvent } from "../render/events.ts";
+import { renderDependencies, renderTree, toDot, toMermaid } from "../render/graph.ts";
+import { monitorLine } from "../render/health.ts";
+import { renderReadiness, renderValidation } from "../render/preflight.ts";
+import { renderList, renderServiceStatus } from "../render/status.ts";
+import {
+  type CommandResult,
+  type Common,
+  interruptSignal,
+  leaf,
+  open,
+  positiveInt,
+  type Run,
+} from "./_common.ts";
+import { health, logsCommand, platformStatus, runLifecycle, withRestartLimit } from "./_shared.ts";
+
+/** Add the `services` group to `program`. */
+export function servicesCommand(program: Command, run: Run): Command {
+  const services = program.command("services").description("manage individual services");
+  leaf(services, "list", "list services")
+    .option("--running", "only running services")
+    .option("--category <category>", "only this category")
+    .action(run(async (_out, o: Common & { running?: boolean; category?: string }) => {
+      const p = await open(o);
+      await reviveSupervisor(p);
+      let rows = await p.statusAll({ health: false });
+      if (o.category) rows = rows.filter((s) => s.category === o.category);
+      if (o.running) rows = rows.filter((s) => s.status === "running");
+      const doc = rows.map((
+        { name, type, category, status, deployment_mode, auto_start, pid },
+      ) => ({
+        name,
+        type,
+        category,
+        status,
+        deployment_mode,
+        auto_start,
+        pid,
+      }));
+      return { doc, text: renderList(rows) };
+    }));
+  leaf(services, "status [name]", "detailed status of a service (all services without a name)")
+    .action(run(async (out, name: string | undefined, o: Common) => {
+      if (!name) return platformStatus(out, o);
+      const p = await open(o);
+      p.service(name);
+      await reviveSupervisor(p);
+      const s = await p.status(name);
+      return { doc: s, text: renderServiceStatus(withRestartLimit(p, s)) };
+    }));
+  leaf(services, "start <names...>", "start services (pre-flight checks; dependencies first)")
+    .option("--force", "skip pre-flight checks")
+    .action(run(async (out, names: string[], o: Common & { force?: boolean }) => {
+      const p = await open(o);
+      return await runLifecycle(
+        out,
+        o,
+        (onEvent) =>
+          startServices(p, names, { skipPreflight: o.force, onEvent, signal: interruptSignal() }),
+      );
+    }));
+  leaf(services, "stop <names...>", "stop services (refused while dependents run)")
+    .option("--force", "ignore running dependents and kill at once")
+    .action(run(async (out, names: string[], o: Common & { force?: boolean }) => {
+      const p = await open(o);
+      return await runLifecycle(
+        out,
+        o,
+        (onEvent) => stopServices(p, names, { force: o.force, onEvent }),
+      );
+    }));
+  leaf(services, "restart <names...>", "restart services")
+    .action(run(async (out, names: string[], o: Common) => {
+      const p = await open(o);
+      return await runLifecycle(out, o, (onEvent) => restartServices(p, names, { onEvent }));
+    }));
+  leaf(services, "health [name]", "run a service's health check (all services without a name)")
+    .action(run(health));
+  logsCommand(services, run);
+  leaf(
+    services,
+    "monitor [name]",
+    "check health continuously until Ctrl+C (every running service without a name)",
+  )
+    .addOption(
+      new Option("--interval <seconds>", "seconds between checks").default(30).argParser(
+        positiveInt("--interval"),
+      ),
+    )
+    .action(run(async (out, name: string | undefined, o: Common & { interval: number }) => {
+      const p = await open(o);
+      const names = name ? [p.service(name).name] : p.services.map((s) => s.name);
+      if (!o.json) {
+        out(`Starting health monitoring for ${name ?? "all services"} (interval: ${o.interval}s)`);
+        out("Press Ctrl+C to stop");
+      }
+      await monitor(p, names, {
+        interval: o.interval,
+        signal: interruptSignal(),
+        onResult: (h, at) =>
+          out(o.json ? JSON.stringify({ at: at.toISOString(), ...h }) : monitorLine(h, at)),
+      });
+      return {};
+    }));
+  leaf(services, "check <operation>", "which services an operation requires, and whether they run")
+    .option("--start", "start whatever is not running and wait until healthy")
+    .action(
+      run(async (out, op: string, o: Common & { start?: boolean }): Promise<CommandResult> => {
+        const p = await open(o);
+        let exitCode: number = ExitCode.ok;
+        if (o.start) {
+          const res = await ensureOperation(p, op, {
+            onEvent: (e) => !o.json && renderEvent(e).forEach((l) => out(l)),
+            signal: interruptSignal(),
+          });
+          exitCode = res.exit_code;
+        }
+        const c = await p.operation(op);
+        if (!c.all_running && exitCode === ExitCode.ok) exitCode = ExitCode.failed;
+        return {
+          doc: {
+            operation: c.operation,
+            required: c.required,
+            running: c.running,
+            all_running: c.all_running,
+          },
+          text: [
+            `Operation: ${c.operation}`,
+            `Required services: ${c.required.join(", ")}`,
+            `All running: ${c.all_running}`,
+          ].join("\n"),
+          exitCode,
+        };
+      }),
+    );
+  leaf(
+    services,
+    "dependencies [name]",
+    "dependency tree, or one service's dependencies and dependents",
+  )
+    .addOption(
+      new Option("--format <format>", "text, mermaid or dot").choices(["text", "mermaid", "dot"])
+        .default("text"),
+    )
+    .action(run(async (_out, name: string | undefined, o: Common & { format: string }) => {
+      const p = await open(o);
+      if (o.format === "mermaid") return { text: toMermaid(p) };
+      if (o.format === "dot") return { text: toDot(p) };
+      if (name) {
+        const d = p.dependencies(name);
+        return { doc: d, text: renderDependencies(d) };
+      }
+      return {
+        doc: { order: p.graph.order(), services: p.services.map((s) => p.dependencies(s.name)) },
+        text: renderTree(p),
+      };
+    }));
+  leaf(services, "validate", "validate the registry and each service's prerequisites")
+    .action(run(async (_out, o: Common) => {
+      const report = await validateServices({ config: o.config });
+      const { config_invalid: _, ...doc } = report;
+      return {
+        doc,
+        text: renderValidation(report),
+        exitCode: report.config_invalid
+          ? ExitCode.usage
+          : report.invalid
+          ? ExitCode.preflight
+          : ExitCode.ok,
+      };
+    }));
+  leaf(services, "readiness", "which services run, which can start, and what stops the others")
+    .action(run(async (_out, o: Common) => {
+      const rep = await readiness(await open(o));
+      return { doc: rep, text: renderReadiness(rep) };
+    }));
+  return services;
+}

@@ -1,0 +1,242 @@
+/**
+ * One watched service's state machine inside the supervisor: spawn it as our child, see it
+ * exit, apply the restart policy with backoff, restart it, watch its liveness. Every change of
+ * its status goes through the state store.
+ *
+ * ```
+ * starting ──ready──► running ──crash / unhealthy──► backoff ──timer──► restarting ──healthy──► running
+ *    │ (the CLI owns this attempt)                      │ gave up, or no restart policy: failed
+ * ```
+ *
+ * @module
+ */
+import { waitHealthy, watch } from "../health/prober.ts";
+import { lastOutput, launch } from "../lifecycle/launch.ts";
+import type { PluginRegistry } from "../plugins/registry.ts";
+import type { StateStore } from "../state/store.ts";
+import {
+  describeExit,
+  type DriverContext,
+  type ExitInfo,
+  type Service,
+  type StatePaths,
+} from "../types.ts";
+import { nextStreak, restartDelayMs } from "./restart_policy.ts";
+import type { WatchSpec } from "./protocol.ts";
+
+/** What a watcher needs of the daemon that hosts it. */
+export interface WatcherHost {
+  paths: StatePaths;
+  store: StateStore;
+  plugins(cwd: string): PluginRegistry;
+  /** A timestamped line in the service's log and the supervisor's. */
+  serviceLog(name: string, line: string): Promise<void>;
+  log(line: string): void;
+  /** Poll this watcher's PID (it is not our child) until the signal aborts. */
+  poll(w: Watcher, signal: AbortSignal): void;
+  /** Run `fn` after every earlier start/restart/unwatch of the service. */
+  serial<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /** Stop watching (the service failed for good, or the user stopped it). */
+  forget(name: string): Promise<void>;
+  /** False once the home is gone: the supervisor then exits. */
+  homeExists(): Promise<boolean>;
+  shutdown(): void;
+}
+
+/** One service under watch. */
+export class Watcher {
+  readonly name: string;
+  spec: WatchSpec;
+  /** starting: the CLI owns the start attempt · running: crashes are ours · backoff/restarting: recovering. */
+  phase: "starting" | "running" | "backoff" | "restarting";
+  pid?: number;
+  pidStart?: string;
+  /** Crashes in a row (reset after `restart_window` seconds of uptime). */
+  streak = 0;
+  startedAt = Date.now();
+  /** Aborts the health watch, liveness poll and backoff timer of the current incarnation. */
+  ac = new AbortController();
+  lastExit?: ExitInfo;
+  /** Its liveness check failed and its state says "Unhealthy: ..." (no restart policy). */
+  #flagged = false;
+  readonly #host: WatcherHost;
+
+  constructor(host: WatcherHost, spec: WatchSpec, phase: Watcher["phase"]) {
+    this.#host = host;
+    this.spec = spec;
+    this.name = spec.service.name;
+    this.phase = phase;
+  }
+
+  get service(): Service {
+    return this.spec.service;
+  }
+
+  #ctx(): DriverContext {
+    return { paths: this.#host.paths, env: this.spec.env, cwd: this.spec.cwd };
+  }
+
+  #renew(): void {
+    this.ac.abort();
+    this.ac = new AbortController();
+  }
+
+  /** Spawn the service as our child and record it; watch for its exit. */
+  async spawn(opts: { restart?: boolean } = {}): Promise<void> {
+    const driver = await this.#host.plugins(this.spec.cwd).driver(this.service.deployment.mode);
+    const handle = await launch(this.#host.store, driver, this.service, this.#ctx(), opts);
+    this.pid = handle.pid;
+    this.pidStart = handle.pid_start;
+    this.startedAt = Date.now();
+    const ac = this.ac;
+    if (handle.exited) {
+      handle.exited.then((x) => {
+        if (!ac.signal.aborted) this.exited(handle.pid, x);
+      });
+    } else this.#host.poll(this, ac.signal);
+  }
+
+  /** Its process `pid` ended (exit info when it was our child). */
+  async exited(pid: number | undefined, exit?: ExitInfo): Promise<void> {
+    if (pid && this.pid !== pid) return;
+    this.#renew();
+    this.lastExit = exit;
+    if (exit) await this.#host.store.exited(this.name, pid, exit).catch(() => undefined);
+    // The CLI owns a start attempt and reports it; we only recorded how it ended.
+    if (this.phase === "starting") return void (await this.#host.forget(this.name));
+    if (this.phase === "backoff") return;
+    if (this.phase === "restarting") return; // restart() sees the abort and counts the crash
+    await this.crashed(describeExit(exit), exit);
+  }
+
+  /** Apply the restart policy after a crash or a failed liveness check. */
+  async crashed(why: string, exit?: ExitInfo): Promise<void> {
+    const s = this.service.startup;
+    const host = this.#host;
+    if (!(await host.homeExists())) return void host.shutdown();
+    if (!s.restart_on_failure) {
+      await this.#fail(`Crashed: ${why}`, exit);
+      await host.serviceLog(this.name, `${why}; restart_on_failure is off`);
+      return;
+    }
+    this.streak = nextStreak(this.streak, Date.now() - this.startedAt, s);
+    if (this.streak > s.max_restarts) {
+      const message = `Gave up after ${s.max_restarts} restarts: ${why}`;
+      await this.#fail(message, exit);
+      await host.serviceLog(this.name, message);
+      return;
+    }
+    const delay = restartDelayMs(this.streak, s);
+    const message = `Crashed (${why}); restart ${this.streak} of ${s.max_restarts} in ${
+      (delay / 1000).toFixed(2)
+    }s`;
+    this.phase = "backoff";
+    await host.store.backoff(this.name, { message, delayMs: delay, exit });
+    await host.serviceLog(this.name, message);
+    const ac = this.ac;
+    const timer = setTimeout(() => !ac.signal.aborted && this.restart(), delay);
+    ac.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+  }
+
+  async #fail(message: string, exit?: ExitInfo): Promise<void> {
+    const driver = await this.#host.plugins(this.spec.cwd).driver(this.service.deployment.mode);
+    const lines = await lastOutput(driver, this.service, this.#ctx());
+    await this.#host.store.failed(this.name, message, { exit, last_log_lines: lines });
+    await this.#host.forget(this.name);
+  }
+
+  async restart(): Promise<void> {
+    this.phase = "restarting";
+    const host = this.#host;
+    const svc = this.service;
+    try {
+      const current = await host.serial(this.name, async () => {
+        if (this.ac.signal.aborted) return false;
+        await this.spawn({ restart: true });
+        return true;
+      });
+      if (!current) return; // unwatched (stopped by a user) while it waited
+    } catch (e) {
+      return void this.crashed(`restart failed: ${(e as Error).message}`);
+    }
+    const ac = this.ac;
+    let ok = true;
+    let message = "Started (no health check)";
+    if (svc.health_check.type !== "none") {
+      const check = await host.plugins(this.spec.cwd).check(svc.health_check.type);
+      const r = await waitHealthy(
+        {
+          check,
+          cfg: svc.health_check[svc.health_check.type],
+          health: svc.health_check,
+          service: svc.name,
+          env: this.spec.env,
+        },
+        { deadlineMs: svc.startup.start_timeout * 1000, signal: ac.signal, maxDelayMs: 50 },
+      );
+      ok = r.healthy;
+      message = r.result.message;
+    }
+    if (ac.signal.aborted) {
+      // It died while we waited: exited() saw it in phase "restarting"; another crash.
+      if (this.phase === "restarting") {
+        this.ac = new AbortController();
+        await this.crashed(`${describeExit(this.lastExit)} during restart`, this.lastExit);
+      }
+      return;
+    }
+    if (!ok) {
+      this.#renew();
+      const driver = await host.plugins(this.spec.cwd).driver(svc.deployment.mode);
+      await driver.stop(svc, this.#ctx()).catch(() => {});
+      return void this.crashed(`not healthy within start_timeout after restart: ${message}`);
+    }
+    await host.store.running(this.name);
+    await host.serviceLog(this.name, `restarted, healthy (pid ${this.pid})`);
+    this.running();
+  }
+
+  /** It became healthy: from now on a crash is ours to handle; watch its liveness. */
+  running(): void {
+    this.phase = "running";
+    const svc = this.service;
+    if (svc.health_check.type === "none") return;
+    const ac = this.ac;
+    this.#host.plugins(this.spec.cwd).check(svc.health_check.type).then((check) =>
+      watch({
+        check,
+        cfg: svc.health_check[svc.health_check.type],
+        health: svc.health_check,
+        service: svc.name,
+        env: this.spec.env,
+      }, {
+        signal: ac.signal,
+        onResult: (r, st) => {
+          if (ac.signal.aborted || this.phase !== "running") return;
+          if (st.unhealthy) this.#unhealthy(r.message, st.consecutiveFailures);
+          else if (r.healthy && this.#flagged) {
+            this.#flagged = false; // healthy again: the "Unhealthy: ..." message no longer holds
+            this.#host.store.note(this.name, undefined);
+          }
+        },
+      })
+    ).catch((e) => this.#host.log(`${this.name}: health watch failed: ${(e as Error).message}`));
+  }
+
+  async #unhealthy(message: string, failures: number): Promise<void> {
+    const svc = this.service;
+    const why = `unhealthy after ${failures} failed checks: ${message}`;
+    if (!svc.startup.restart_on_failure) {
+      this.#flagged = true;
+      await this.#host.store.note(this.name, `Unhealthy: ${message}`);
+      return;
+    }
+    await this.#host.serviceLog(this.name, `${why}; restarting`);
+    this.#renew();
+    const driver = await this.#host.plugins(this.spec.cwd).driver(svc.deployment.mode);
+    await driver.stop(svc, this.#ctx()).catch((e) =>
+      this.#host.log(`${this.name}: ${(e as Error).message}`)
+    );
+    await this.crashed(why);
+  }
+}
