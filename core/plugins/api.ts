@@ -23,9 +23,9 @@ import type { Check, Driver, Service } from "../types.ts";
  * ```ts
  * import { existsSync } from "node:fs";
  * import { z } from "zod";
- * import { defineDriver, driverConfig, type RuntimeStatus } from "../../mod.ts";
+ * import { defineDriver, driverConfig, type RuntimeStatus } from "../../plugin.ts";
  *
- * const flag = defineDriver({
+ * export const flag = defineDriver({
  *   mode: "flag",
  *   config: z.strictObject({ path: z.string() }),
  *   preflight: () => Promise.resolve([]),
@@ -53,7 +53,7 @@ export function defineDriver<C>(driver: Driver<C>): Driver<C> {
  * @example A check that is healthy while an environment variable is set
  * ```ts
  * import { z } from "zod";
- * import { defineCheck } from "../../mod.ts";
+ * import { defineCheck } from "../../plugin.ts";
  *
  * const envSet = defineCheck({
  *   type: "env_set",

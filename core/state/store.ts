@@ -283,6 +283,9 @@ export class StateStore {
     build: (prev: ServiceState | undefined) => ServiceState,
   ): Promise<ServiceState> {
     const r = readStateFile(this.paths, name);
+    const prev = r.kind === "ok" ? r.state : undefined;
+    const from: From = prev?.status ?? "none";
+    if (!ALLOWED[to].includes(from)) throw new StateTransitionError(name, from, to);
     if (r.kind === "corrupt") {
       // Kept for inspection, out of the way of this write.
       const file = stateFile(this.paths, name);
@@ -290,9 +293,6 @@ export class StateStore {
         renameSync(file, `${file}.corrupt`);
       } catch { /* gone meanwhile */ }
     }
-    const prev = r.kind === "ok" ? r.state : undefined;
-    const from: From = prev?.status ?? "none";
-    if (!ALLOWED[to].includes(from)) throw new StateTransitionError(name, from, to);
     const next: ServiceState = { ...build(prev), since: now(), by: this.by };
     await this.#write(prev, next);
     return next;

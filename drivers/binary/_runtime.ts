@@ -100,7 +100,11 @@ export async function binaryStatus(svc: Service, ctx: DriverContext): Promise<Ru
   if (!state?.pid_start || state.pid !== pid || foreign) {
     return {
       ...detail,
-      status: recorded === "running" || recorded === "starting" ? "failed" : recorded,
+      status: recorded === "running" || recorded === "starting"
+        ? "failed"
+        : recorded === "stopping"
+        ? "stopped"
+        : recorded,
       stale: true,
       message: foreign
         ? `PID ${pid} belongs to another process (stale PID file)`

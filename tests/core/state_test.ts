@@ -3,23 +3,20 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
+import binaryDriver from "../../drivers/binary.ts";
 import { ProvisioningError, UsageError } from "../../core/errors.ts";
 import { processStartTime } from "../../core/process/identity.ts";
 import {
   defaultHome,
   ensureDirs,
-  readPid,
-  readState,
-  removePid,
-  removeState,
   safeName,
   statePaths,
   withLock,
   writeFileAtomic,
-  writePid,
-  writeState,
 } from "../../core/state/files.ts";
-import type { ServiceState, StatePaths } from "../../core/types.ts";
+import { readPid, readState, StateStore, StateTransitionError } from "../../core/state/store.ts";
+import type { DriverContext, Service, StatePaths } from "../../core/types.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -38,15 +35,44 @@ function deadPid(): number {
   return Number(child.stdout.trim());
 }
 
-const sample: ServiceState = {
-  name: "api",
-  mode: "binary",
-  status: "running",
-  pid: 1234,
-  pid_start: "5678",
-  started_at: "2026-11-26T10:00:00.000Z",
-  restarts: 2,
-};
+/** Every file and directory under `dir` with its size and mtime: what a pure read must not change. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (d: string) => {
+    const st = await stat(d);
+    out[d] = `dir ${st.mtimeMs}`;
+    for (const entry of await readdir(d, { withFileTypes: true })) {
+      const path = join(d, entry.name);
+      if (entry.isDirectory()) await walk(path);
+      else {
+        const f = await stat(path);
+        out[path] = `${f.size} ${f.mtimeMs} ${await readFile(path, "utf8")}`;
+      }
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/** Run `fn` with `process.emitWarning` captured. */
+async function capturingWarnings(fn: (warnings: string[]) => Promise<void>): Promise<void> {
+  const warnings: string[] = [];
+  const original = process.emitWarning;
+  process.emitWarning = ((w: string | Error) => {
+    warnings.push(String(w));
+  }) as typeof process.emitWarning;
+  try {
+    await fn(warnings);
+  } finally {
+    process.emitWarning = original;
+  }
+}
+
+/** An ISO time within the last `ms` milliseconds. */
+function recent(iso: string | undefined, ms = 60_000): boolean {
+  const t = Date.parse(iso ?? "");
+  return !Number.isNaN(t) && t <= Date.now() && Date.now() - t < ms;
+}
 
 Deno.test("statePaths() puts pids, state, logs and locks under services/ and run/ beside it", () => {
   assert.deepEqual(statePaths("/h"), {
@@ -96,18 +122,63 @@ Deno.test("writeFileAtomic() removes its temp file when the rename fails", async
   });
 });
 
-Deno.test("writeState() and readState() round-trip; a missing state reads as undefined", async () => {
+Deno.test("StateStore transitions and readState() round-trip; a missing state reads as undefined", async () => {
   await withHome(async (paths) => {
+    const store = new StateStore(paths, { by: "test 1" });
     assert.equal(await readState(paths, "api"), undefined);
-    await writeState(paths, sample); // creates the directories on first use
-    assert.deepEqual(await readState(paths, "api"), sample);
+    // The first transition creates the directories.
+    const starting = await store.starting("api", "binary", {
+      pid: 1234,
+      pid_start: "5678",
+      handle: { pgid: 1234 },
+      started_at: "2026-11-26T10:00:00.000Z",
+    });
+    assert.deepEqual(await readState(paths, "api"), starting);
+    assert.deepEqual(
+      { ...starting, since: undefined },
+      {
+        name: "api",
+        mode: "binary",
+        status: "starting",
+        pid: 1234,
+        pid_start: "5678",
+        handle: { pgid: 1234 },
+        started_at: "2026-11-26T10:00:00.000Z",
+        restarts: 0,
+        since: undefined,
+        by: "test 1",
+      },
+    );
+    const running = await store.running("api");
+    assert.equal(running.status, "running");
+    assert.equal(running.pid, 1234);
+    assert.deepEqual(await store.read("api"), running);
     assert.equal((await stat(join(paths.state, "api.json"))).mode & 0o777, 0o600);
-    await removeState(paths, "api");
-    assert.equal(await readState(paths, "api"), undefined);
+    assert.equal(await readState(paths, "web"), undefined);
   });
 });
 
-Deno.test("readState() reports a corrupt file, moves it aside and reads as no state", async () => {
+Deno.test("the store writes services/pids/<name>.pid to agree with the state; readPid() reads it", async () => {
+  await withHome(async (paths) => {
+    const store = new StateStore(paths);
+    assert.equal(await readPid(paths, "api"), undefined);
+    await store.starting("api", "binary", { pid: 4321, pid_start: "1" });
+    assert.equal(await readFile(join(paths.pids, "api.pid"), "utf8"), "4321\n");
+    assert.equal((await stat(join(paths.pids, "api.pid"))).mode & 0o777, 0o600);
+    assert.equal(await readPid(paths, "api"), 4321);
+    await writeFile(join(paths.pids, "web.pid"), "garbage"); // an outsider's file
+    assert.equal(await readPid(paths, "web"), undefined);
+    await store.stopping("api");
+    assert.equal(await readPid(paths, "api"), 4321, "a stopping service keeps its PID file");
+    await store.stopped("api", "binary");
+    assert.equal(await readPid(paths, "api"), undefined);
+    assert.deepEqual(await readdir(paths.pids), ["web.pid"]);
+    await store.stopped("api", "binary"); // stopped again: nothing to remove, no error
+    assert.equal(await readPid(paths, "api"), undefined);
+  });
+});
+
+Deno.test("readState() of a corrupt file is a pure read: undefined, reported, the file untouched", async () => {
   await withHome(async (paths) => {
     await ensureDirs(paths);
     const reports: string[] = [];
@@ -116,26 +187,213 @@ Deno.test("readState() reports a corrupt file, moves it aside and reads as no st
     assert.equal(await readState(paths, "api", { onCorrupt }), undefined);
     await writeFile(join(paths.state, "web.json"), JSON.stringify({ name: "web", status: 7 }));
     assert.equal(await readState(paths, "web", { onCorrupt }), undefined);
-    assert.equal(reports.length, 2);
+    // A file of another service's name is not this one's state either.
+    await writeFile(
+      join(paths.state, "db.json"),
+      JSON.stringify({ name: "other", mode: "binary", status: "stopped", restarts: 0 }),
+    );
+    assert.equal(await readState(paths, "db", { onCorrupt }), undefined);
+    assert.equal(reports.length, 3);
     assert.match(reports[0], /api\.json: /);
     assert.match(reports[1], /web\.json: .*status/);
-    assert.deepEqual((await readdir(paths.state)).sort(), ["api.json.corrupt", "web.json.corrupt"]);
-    assert.equal(await readState(paths, "api", { onCorrupt }), undefined);
-    assert.equal(reports.length, 2, "a moved-aside file is reported once");
+    assert.match(reports[2], /db\.json: it belongs to "other"/);
+    assert.deepEqual((await readdir(paths.state)).sort(), ["api.json", "db.json", "web.json"]);
+    assert.equal(await readFile(join(paths.state, "api.json"), "utf8"), "{ not json");
   });
 });
 
-Deno.test("writePid(), readPid() and removePid() manage services/pids/<name>.pid", async () => {
+Deno.test("readState() warns once per corrupt file and process, however often it is read", async () => {
   await withHome(async (paths) => {
-    assert.equal(await readPid(paths, "api"), undefined);
-    await writePid(paths, "api", 4321);
-    assert.equal(await readFile(join(paths.pids, "api.pid"), "utf8"), "4321\n");
+    await ensureDirs(paths);
+    await writeFile(join(paths.state, "api.json"), "{ not json");
+    await writeFile(join(paths.state, "web.json"), "[]");
+    await capturingWarnings(async (warnings) => {
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await readState(paths, "api"), undefined);
+        assert.equal(await readState(paths, "web"), undefined);
+      }
+      assert.equal(warnings.length, 2, warnings.join("\n"));
+      assert.match(warnings[0], /^Ignoring corrupt state file ".*\/api\.json": /);
+      assert.match(warnings[1], /^Ignoring corrupt state file ".*\/web\.json": /);
+    });
+    assert.deepEqual((await readdir(paths.state)).sort(), ["api.json", "web.json"]);
+  });
+});
+
+Deno.test("the next transition moves a corrupt state file aside to <name>.json.corrupt", async () => {
+  await withHome(async (paths) => {
+    await ensureDirs(paths);
+    const store = new StateStore(paths);
+    await writeFile(join(paths.state, "api.json"), "{ not json");
+    await writeFile(join(paths.state, "web.json"), JSON.stringify({ name: "web", status: 7 }));
+    const onCorrupt = () => {};
+    assert.equal(await readState(paths, "api", { onCorrupt }), undefined);
+    await store.starting("api", "binary", { pid: 4321, pid_start: "1" });
+    await store.failed("web", "It never started", { mode: "binary" });
+    assert.deepEqual(
+      (await readdir(paths.state)).sort(),
+      ["api.json", "api.json.corrupt", "web.json", "web.json.corrupt"],
+    );
+    assert.equal(await readFile(join(paths.state, "api.json.corrupt"), "utf8"), "{ not json");
+    assert.equal((await readState(paths, "api"))?.status, "starting");
+    assert.equal((await readState(paths, "api"))?.restarts, 0, "a fresh record");
+    assert.deepEqual(
+      [(await readState(paths, "web"))?.status, (await readState(paths, "web"))?.mode],
+      ["failed", "binary"],
+    );
+  });
+});
+
+Deno.test("an illegal transition throws StateTransitionError and writes nothing", async () => {
+  await withHome(async (paths) => {
+    const store = new StateStore(paths);
+    await assert.rejects(store.running("api"), StateTransitionError, "running from no record");
+    await assert.rejects(store.stopping("api"), StateTransitionError, "stopping from no record");
+    assert.equal(await readState(paths, "api"), undefined);
+
+    await store.stopped("api", "binary");
+    const stopped = await readFile(join(paths.state, "api.json"), "utf8");
+    await assert.rejects(store.running("api"), (e: unknown) => {
+      assert.ok(e instanceof StateTransitionError);
+      assert.equal(e.name, "StateTransitionError");
+      assert.equal(e.message, 'Cannot move "api" from stopped to running');
+      return true;
+    });
+    await assert.rejects(store.backoff("api", { message: "x", delayMs: 1 }), StateTransitionError);
+    assert.equal(await readFile(join(paths.state, "api.json"), "utf8"), stopped);
+
+    await store.starting("api", "binary", { pid: 4321, pid_start: "1" });
+    await store.running("api");
+    await assert.rejects(
+      store.starting("api", "binary", { pid: 9999, pid_start: "2" }),
+      { message: 'Cannot move "api" from running to starting' },
+    );
+    assert.equal((await readState(paths, "api"))?.pid, 4321);
     assert.equal(await readPid(paths, "api"), 4321);
-    await writeFile(join(paths.pids, "web.pid"), "garbage");
-    assert.equal(await readPid(paths, "web"), undefined);
-    await removePid(paths, "api");
-    await removePid(paths, "api");
+  });
+});
+
+Deno.test("failed clears pid and pid_start, removes the PID file and records why, when and by whom", async () => {
+  await withHome(async (paths) => {
+    const store = new StateStore(paths, { by: "supervisor 99" });
+    await store.starting("api", "binary", { pid: 4321, pid_start: "1", handle: { pgid: 4321 } });
+    await store.running("api");
+    await store.note("api", "Unhealthy: connection refused");
+    const failed = await store.failed("api", "Process 4321 exited with code 3", {
+      exit: { code: 3, signal: null },
+      last_log_lines: ["listening", "panic: out of cheese"],
+    });
+    assert.deepEqual(await readState(paths, "api"), failed);
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.pid, undefined);
+    assert.equal(failed.pid_start, undefined);
+    assert.equal(failed.message, "Process 4321 exited with code 3");
+    assert.deepEqual(failed.last_log_lines, ["listening", "panic: out of cheese"]);
+    assert.deepEqual(
+      [failed.last_exit?.code, failed.last_exit?.signal],
+      [3, null],
+    );
+    assert.ok(recent(failed.last_exit?.at), failed.last_exit?.at);
+    assert.ok(recent(failed.since), failed.since);
+    assert.ok(recent(failed.stopped_at), failed.stopped_at);
+    assert.equal(failed.by, "supervisor 99");
+    assert.deepEqual(failed.handle, { pgid: 4321 }, "the handle is kept for a later stop");
     assert.equal(await readPid(paths, "api"), undefined);
+    assert.deepEqual(await readdir(paths.pids), []);
+
+    // A failure of a service without any record (a pre-flight refusal) creates one.
+    const refused = await store.failed("web", "Port 80 already in use", { mode: "docker" });
+    assert.deepEqual(
+      [refused.status, refused.mode, refused.restarts, refused.message, refused.last_log_lines],
+      ["failed", "docker", 0, "Port 80 already in use", undefined],
+    );
+    // The next start begins afresh: no reason of the failure is carried into it.
+    const again = await store.starting("api", "binary", { pid: 5555, pid_start: "2" });
+    assert.equal(again.message, undefined);
+    assert.equal(again.last_log_lines, undefined);
+    assert.equal(again.last_exit?.code, 3, "the last exit is history, and kept");
+    assert.equal(await readPid(paths, "api"), 5555);
+  });
+});
+
+Deno.test("backoff records next_attempt_at and the crash; the restart counts it", async () => {
+  await withHome(async (paths) => {
+    const store = new StateStore(paths);
+    await store.starting("api", "binary", { pid: 4321, pid_start: "1" });
+    await store.running("api");
+    const before = Date.now();
+    const backoff = await store.backoff("api", {
+      message: "Process 4321 killed by SIGKILL; restarting in 2s",
+      delayMs: 2_000,
+      exit: { code: null, signal: "SIGKILL" },
+    });
+    const after = Date.now();
+    assert.deepEqual(await readState(paths, "api"), backoff);
+    assert.equal(backoff.status, "backoff");
+    assert.equal(backoff.message, "Process 4321 killed by SIGKILL; restarting in 2s");
+    const due = Date.parse(backoff.next_attempt_at ?? "");
+    assert.ok(due >= before + 2_000 && due <= after + 2_000, backoff.next_attempt_at);
+    assert.equal(backoff.last_exit?.signal, "SIGKILL");
+    assert.equal(backoff.pid, undefined);
+    assert.equal(await readPid(paths, "api"), undefined);
+    assert.equal(backoff.restarts, 0);
+
+    const restarted = await store.starting("api", "binary", {
+      pid: 4322,
+      pid_start: "2",
+      restart: true,
+    });
+    assert.equal(restarted.restarts, 1);
+    assert.equal(restarted.next_attempt_at, undefined);
+    assert.equal(restarted.message, undefined);
+    assert.equal(await readPid(paths, "api"), 4322);
+  });
+});
+
+Deno.test("exited() records how the recorded process ended, and ignores an older process's exit", async () => {
+  await withHome(async (paths) => {
+    const store = new StateStore(paths);
+    assert.equal(await store.exited("api", 1, { code: 0, signal: null }), undefined);
+    assert.equal(await readState(paths, "api"), undefined, "no record, nothing written");
+    await store.starting("api", "binary", { pid: 4321, pid_start: "1" });
+    await store.running("api");
+    const ignored = await store.exited("api", 1111, { code: 1, signal: null });
+    assert.equal(ignored?.last_exit, undefined);
+    assert.equal((await readState(paths, "api"))?.last_exit, undefined);
+    const recorded = await store.exited("api", 4321, { code: null, signal: "SIGTERM" });
+    assert.equal(recorded?.status, "running", "the status is the transitions' business");
+    assert.equal((await readState(paths, "api"))?.last_exit?.signal, "SIGTERM");
+  });
+});
+
+Deno.test("reads write nothing: binary.status() of a dead pid leaves every file as it was", async () => {
+  await withHome(async (paths) => {
+    const store = new StateStore(paths);
+    const gone = deadPid();
+    await store.starting("api", "binary", { pid: gone, pid_start: "1" });
+    await store.running("api");
+    await writeFile(join(paths.state, "broken.json"), "{ not json");
+    const svc = {
+      name: "api",
+      deployment: { mode: "binary", binary: { binary_path: "/bin/true" } },
+    } as unknown as Service;
+    const ctx: DriverContext = { paths, env: {}, cwd: paths.home };
+    // Let a same-millisecond write show up as a changed mtime.
+    await new Promise((r) => setTimeout(r, 20));
+    const before = await snapshot(paths.home);
+
+    const status = await binaryDriver.status(svc, ctx);
+    assert.equal(status.status, "failed");
+    assert.equal(status.stale, true);
+    await binaryDriver.status(svc, ctx);
+    await readState(paths, "api");
+    await readPid(paths, "api");
+    await readState(paths, "broken", { onCorrupt: () => {} });
+    await capturingWarnings(async () => void await store.read("broken"));
+
+    assert.deepEqual(await snapshot(paths.home), before);
+    assert.equal(await readPid(paths, "api"), gone);
+    assert.equal((await readState(paths, "api"))?.status, "running");
   });
 });
 

@@ -3,7 +3,7 @@
  * a temp plugin directory and run for real (a real redis-server when installed, real sockets).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -15,13 +15,21 @@ import type { Check, Service } from "../../core/types.ts";
 import { checkContext, close, freePort, listen, waitFor } from "../checks/_helpers.ts";
 import { findProgram } from "../_plugin_helpers.ts";
 
-const DOC = readFileSync(fileURLToPath(new URL("../../docs/plugins.md", import.meta.url)), "utf8");
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const DOC = readFileSync(join(ROOT, "docs/plugins.md"), "utf8");
 const REDIS = findProgram("redis-server", ["/usr/bin/redis-server"]);
 
 /** The fenced code block whose first line is `// <file>`. */
 function block(file: string): string {
   const m = new RegExp("```js\\n(// " + file.replace(".", "\\.") + "[^]*?)```").exec(DOC);
   assert.ok(m, `docs/plugins.md has no js block starting with "// ${file}"`);
+  return m[1];
+}
+
+/** The fenced TypeScript block whose first line is `// <file>`. */
+function tsBlock(file: string): string {
+  const m = new RegExp("```ts\\n(// " + file.replace(".", "\\.") + "[^]*?)```").exec(DOC);
+  assert.ok(m, `docs/plugins.md has no ts block starting with "// ${file}"`);
   return m[1];
 }
 
@@ -120,11 +128,56 @@ Deno.test("the doc's marker driver starts, reports and stops", async () => {
   const driver = await d.plugins.driver("marker");
   const path = join(d.dir, "svc.up");
   const svc = { name: "m", deployment: { mode: "marker", marker: { path } } } as unknown as Service;
-  const ctx = { paths: {} as never, env: {} };
+  const ctx = { paths: {} as never, env: {}, cwd: d.dir };
   assert.equal((await driver.status(svc, ctx)).status, "stopped");
   await driver.start(svc, ctx);
   assert.ok(existsSync(path));
   assert.equal((await driver.status(svc, ctx)).status, "running");
   await driver.stop(svc, ctx);
   assert.equal((await driver.status(svc, ctx)).status, "stopped");
+});
+
+Deno.test("the doc imports the plugin API from plugin.ts, which exports what it names", async () => {
+  const imports = [...DOC.matchAll(/from "([^"]*\/(?:mod|plugin)\.ts)"/g)].map((m) => m[1]);
+  assert.ok(imports.length >= 2, imports.join(", "));
+  for (const path of imports) assert.match(path, /\/plugin\.ts$/, `the doc imports ${path}`);
+  for (const old of ["plugins/drivers/shell.ts", "plugins/checks/dns.ts"]) {
+    assert.ok(!DOC.includes(old), `the doc still names ${old}`);
+  }
+  for (const file of ["drivers/shell.ts", "checks/dns.ts"]) {
+    assert.ok(DOC.includes(`(../${file})`), `the doc links ${file}`);
+    assert.ok(existsSync(join(ROOT, file)), file);
+  }
+  const api = await import("../../plugin.ts");
+  for (const name of ["defineDriver", "defineCheck", "driverConfig", "pluginApi"] as const) {
+    assert.equal(typeof api[name], name === "pluginApi" ? "object" : "function", name);
+  }
+  // The factory form's argument, as the doc lists it.
+  assert.deepEqual(Object.keys(api.pluginApi).sort(), [
+    "ExitCode",
+    "ProvisioningError",
+    "defineCheck",
+    "defineDriver",
+    "driverConfig",
+    "z",
+  ]);
+});
+
+Deno.test("the doc's plugin test runs as written, from a directory outside the project", () => {
+  using d = installed();
+  const test = tsBlock("redis_ping_test.ts");
+  const where = "/path/to/provisioning/";
+  assert.ok(test.includes(`"${where}plugin.ts"`));
+  writeFileSync(join(d.dir, "redis_ping_test.ts"), test.replaceAll(where, ROOT));
+  const command = /run with: (.+)$/m.exec(test)?.[1].replaceAll(where, ROOT).split(" ");
+  assert.equal(command?.[0], "deno", test.split("\n")[0]);
+  const run = spawnSync(Deno.execPath(), command!.slice(1), {
+    cwd: d.dir,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+    timeout: 120_000,
+  });
+  assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /redis_ping is healthy when the server answers PONG \.\.\. ok/);
+  assert.match(run.stdout, /1 passed \| 0 failed/);
 });

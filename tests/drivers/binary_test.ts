@@ -3,7 +3,9 @@ import { spawn, spawnSync } from "node:child_process";
 import {
   appendFile,
   chmod,
+  mkdir,
   mkdtemp,
+  readdir,
   readFile,
   rename,
   rm,
@@ -14,16 +16,27 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import binaryDriver, { type BinaryHandle, waitExit } from "../../drivers/binary.ts";
 import { ExitCode, ProvisioningError } from "../../core/errors.ts";
-import { groupMembers, isAlive, parseProcStat, waitGone } from "../../core/process/identity.ts";
+import { launch } from "../../core/lifecycle/launch.ts";
+import { reconcile } from "../../core/lifecycle/reconcile.ts";
+import { Platform } from "../../core/platform.ts";
+import { PluginRegistry } from "../../core/plugins/registry.ts";
 import {
-  ensureDirs,
-  readPid,
-  readState,
-  statePaths,
-  writePid,
-  writeState,
-} from "../../core/state/files.ts";
-import type { DriverContext, Service } from "../../core/types.ts";
+  groupMembers,
+  isAlive,
+  parseProcStat,
+  processStartTime,
+  waitGone,
+} from "../../core/process/identity.ts";
+import { ensureDirs, statePaths } from "../../core/state/files.ts";
+import { readPid, readState, StateStore } from "../../core/state/store.ts";
+import type {
+  DriverContext,
+  Registry,
+  RuntimeStatus,
+  Service,
+  StopOptions,
+  StopResult,
+} from "../../core/types.ts";
 import { until } from "../_until.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -58,7 +71,10 @@ function service(
   };
 }
 
-/** A temp home, a context on it, and cleanup of every group started through `track`. */
+/**
+ * A temp home, a context on it (its `cwd` is the temp directory, not this process's), and
+ * cleanup of every group started through `track`.
+ */
 async function withHome(
   fn: (ctx: DriverContext, dir: string, track: (pid: number) => void) => Promise<void>,
 ) {
@@ -66,6 +82,7 @@ async function withHome(
   const ctx: DriverContext = {
     paths: statePaths(join(dir, "home")),
     env: { PATH: process.env.PATH },
+    cwd: dir,
   };
   const groups: number[] = [];
   try {
@@ -79,6 +96,57 @@ async function withHome(
     }
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The writer of the context's state, as the lifecycle has it. */
+const storeOf = (ctx: DriverContext) => new StateStore(ctx.paths);
+
+/** Start `svc` and record it, as the lifecycle does (the driver itself records nothing). */
+async function launched(ctx: DriverContext, svc: Service): Promise<BinaryHandle> {
+  return await launch(storeOf(ctx), binaryDriver, svc, ctx) as BinaryHandle;
+}
+
+/** Stop `svc` and record it, as the lifecycle does: stopping, the driver's stop, stopped. */
+async function stopped(
+  ctx: DriverContext,
+  svc: Service,
+  opts: StopOptions = {},
+): Promise<StopResult> {
+  const store = storeOf(ctx);
+  if (await store.read(svc.name)) await store.stopping(svc.name);
+  const r = await binaryDriver.stop(svc, ctx, opts) ?? {};
+  await store.stopped(svc.name, svc.deployment.mode, { exit: r.exit });
+  return r;
+}
+
+/** The explicit cleanup of a stale record (what start and stop run under the lock). */
+async function reconciled(ctx: DriverContext, svc: Service): Promise<RuntimeStatus> {
+  const registry: Registry = {
+    file: "<inline>",
+    source: "test",
+    services: [svc],
+    byName: new Map([[svc.name, svc]]),
+  };
+  const p = new Platform(registry, {
+    plugins: new PluginRegistry([]),
+    paths: ctx.paths,
+    env: ctx.env,
+    cwd: ctx.cwd,
+  });
+  return await reconcile(p, svc, binaryDriver, await binaryDriver.status(svc, ctx));
+}
+
+/** The state and PID files of `name` as they are on disk (to show that a call wrote nothing). */
+async function recordOf(ctx: DriverContext, name: string) {
+  const read = (file: string) => readFile(file, "utf8").catch(() => undefined);
+  return {
+    state: await read(join(ctx.paths.state, `${name}.json`)),
+    pid: await read(join(ctx.paths.pids, `${name}.pid`)),
+    dirs: [
+      await readdir(ctx.paths.state).catch(() => []),
+      await readdir(ctx.paths.pids).catch(() => []),
+    ],
+  };
 }
 
 const readLog = (ctx: DriverContext, name: string) =>
@@ -96,10 +164,34 @@ const sh = (script: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-Deno.test("binary.start() records pid, state and log with 0600 files in 0700 directories", async () => {
+/** A PID that existed a moment ago and is now gone (reaped). */
+function deadPid(): number {
+  return Number(spawnSync("/bin/sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim());
+}
+
+Deno.test("binary.start() reports pid, start time, group and log, and writes no state", async () => {
   await withHome(async (ctx, _dir, track) => {
     const svc = service("api", sh("echo hello from api; exec sleep 30"));
+    const before = Date.now();
     const handle = await binaryDriver.start(svc, ctx) as BinaryHandle;
+    track(handle.pid);
+    assert.equal(handle.pid_start, await processStartTime(handle.pid));
+    assert.deepEqual(handle.data, { pgid: handle.pid, log: join(ctx.paths.logs, "api.log") });
+    const started = Date.parse(handle.started_at ?? "");
+    assert.ok(started >= before - 1 && started <= Date.now(), handle.started_at);
+    assert.ok(handle.exited instanceof Promise);
+    assert.deepEqual(await readdir(ctx.paths.state), [], "the driver records nothing");
+    assert.deepEqual(await readdir(ctx.paths.pids), []);
+    await until(async () => (await readLog(ctx, "api")).includes("hello from api"), "the log line");
+    // Without a record, status knows of no process.
+    assert.equal((await binaryDriver.status(svc, ctx)).status, "stopped");
+  });
+});
+
+Deno.test("launch() records pid, state and log with 0600 files in 0700 directories", async () => {
+  await withHome(async (ctx, _dir, track) => {
+    const svc = service("api", sh("echo hello from api; exec sleep 30"));
+    const handle = await launched(ctx, svc);
     track(handle.pid);
     assert.equal(await readPid(ctx.paths, "api"), handle.pid);
     const state = await readState(ctx.paths, "api");
@@ -107,7 +199,11 @@ Deno.test("binary.start() records pid, state and log with 0600 files in 0700 dir
     assert.equal(state?.mode, "binary");
     assert.equal(state?.pid, handle.pid);
     assert.match(state?.pid_start ?? "", /^\d+$/);
+    assert.equal(state?.pid_start, handle.pid_start);
+    assert.equal(state?.started_at, handle.started_at);
+    assert.deepEqual(state?.handle, handle.data);
     assert.equal(state?.restarts, 0);
+    assert.equal(state?.by, `cli ${process.pid}`);
     await until(async () => (await readLog(ctx, "api")).includes("hello from api"), "the log line");
     assert.match(
       await readLog(ctx, "api"),
@@ -122,21 +218,46 @@ Deno.test("binary.start() records pid, state and log with 0600 files in 0700 dir
     const status = await binaryDriver.status(svc, ctx);
     assert.equal(status.status, "starting");
     assert.equal(status.pid, handle.pid);
-    await binaryDriver.stop(svc, ctx);
+    assert.equal(status.stale, undefined);
+    await stopped(ctx, svc);
   });
 });
 
 Deno.test("binary.start() runs the service in its own session and process group", async () => {
   await withHome(async (ctx, _dir, track) => {
     const svc = service("grp", sh("exec sleep 30"));
-    const { pid } = await binaryDriver.start(svc, ctx);
-    track(pid!);
+    const { pid, data } = await launched(ctx, svc);
+    track(pid);
     const child = parseProcStat(await readFile(`/proc/${pid}/stat`, "utf8"))!;
     const own = parseProcStat(await readFile(`/proc/${process.pid}/stat`, "utf8"))!;
     assert.equal(child.pgid, pid);
+    assert.equal(data.pgid, pid);
     assert.equal(child.sid, pid);
     assert.notEqual(child.sid, own.sid);
-    await binaryDriver.stop(svc, ctx);
+    await stopped(ctx, svc);
+  });
+});
+
+Deno.test("relative binary_path and working_dir resolve against ctx.cwd, not process.cwd()", async () => {
+  await withHome(async (ctx, dir, track) => {
+    await mkdir(join(dir, "app"));
+    await writeFile(join(dir, "app", "run.sh"), '#!/bin/sh\necho "cwd=$(pwd)"\nexec sleep 30\n', {
+      mode: 0o755,
+    });
+    assert.notEqual(process.cwd(), dir);
+    const svc = service("rel", { binary_path: "./run.sh", working_dir: "app" });
+    assert.deepEqual(
+      (await binaryDriver.preflight(svc, ctx)).map((f) => f.message),
+      [
+        `Binary found: ${join(dir, "app", "run.sh")}`,
+        `Working directory found: ${join(dir, "app")}`,
+      ],
+    );
+    const { pid } = await launched(ctx, svc);
+    track(pid);
+    await until(async () => (await readLog(ctx, "rel")).includes("cwd="), "the printed cwd");
+    assert.match(await readLog(ctx, "rel"), new RegExp(`^cwd=${join(dir, "app")}$`, "m"));
+    await stopped(ctx, svc);
   });
 });
 
@@ -144,24 +265,29 @@ Deno.test("a started service outlives the CLI process that started it", async ()
   await withHome(async (ctx, _dir, track) => {
     const code = `
       import driver from "./drivers/binary.ts";
-      import { statePaths } from "./core/state.ts";
+      import { launch } from "./core/lifecycle/launch.ts";
+      import { statePaths } from "./core/state/files.ts";
+      import { StateStore } from "./core/state/store.ts";
+      const paths = statePaths(${JSON.stringify(ctx.paths.home)});
       const svc = { name: "bg", deployment: { mode: "binary", binary: { binary_path: "/bin/sleep", args: ["30"] } } };
-      const h = await driver.start(svc, { paths: statePaths(${
-      JSON.stringify(ctx.paths.home)
-    }), env: {} });
-      console.log(h.pid);`;
+      const h = await launch(new StateStore(paths), driver, svc, { paths, env: {}, cwd: ${
+      JSON.stringify(ctx.cwd)
+    }});
+      console.log(h.pid, process.pid);`;
     const cli = spawnSync(Deno.execPath(), ["eval", "--ext=ts", code], {
       cwd: ROOT,
       encoding: "utf8",
     });
     assert.equal(cli.status, 0, cli.stderr);
-    const pid = Number(cli.stdout.trim());
+    const [pid, cliPid] = cli.stdout.trim().split(" ").map(Number);
     track(pid);
+    assert.equal(await isAlive(cliPid), false, "the CLI is gone");
     const svc = service("bg", { binary_path: "/bin/sleep", args: ["30"] });
     const status = await binaryDriver.status(svc, ctx);
     assert.equal(status.status, "starting");
     assert.equal(status.pid, pid);
-    await binaryDriver.stop(svc, ctx);
+    assert.equal((await readState(ctx.paths, "bg"))?.by, `cli ${cliPid}`);
+    await stopped(ctx, svc);
     assert.equal(await isAlive(pid), false);
   });
 });
@@ -191,22 +317,30 @@ Deno.test("env and env_file reach the child; env of the table wins over env_file
         },
       ),
     );
-    const { pid } = await binaryDriver.start(svc, ctx);
-    track(pid!);
+    const { pid } = await launched(ctx, svc);
+    track(pid);
     await until(async () => (await readLog(ctx, "envy")).includes("|"), "the printed environment");
     const lines = (await readLog(ctx, "envy")).trim().split("\n");
     assert.equal(lines.at(-1), "ctx|file|from-table|single # kept|a\tb|bare value");
-    await binaryDriver.stop(svc, ctx);
+    await stopped(ctx, svc);
   });
 });
 
-Deno.test("binary.stop() ends the service with SIGTERM and records the stop", async () => {
+Deno.test("binary.stop() ends the service with SIGTERM, writes nothing, and the stop is recorded", async () => {
   await withHome(async (ctx, _dir, track) => {
     const svc = service("term", { binary_path: "sleep", args: ["30"] });
-    const handle = await binaryDriver.start(svc, ctx) as BinaryHandle;
+    const handle = await launched(ctx, svc);
     track(handle.pid);
-    await binaryDriver.stop(svc, ctx);
+    const store = storeOf(ctx);
+    await store.stopping("term");
+    const before = await recordOf(ctx, "term");
+    const r = await binaryDriver.stop(svc, ctx);
     assert.deepEqual(await waitExit(handle), { code: null, signal: "SIGTERM" });
+    assert.deepEqual(r, { exit: { code: null, signal: "SIGTERM" } });
+    assert.deepEqual(await recordOf(ctx, "term"), before, "the driver's stop writes nothing");
+    assert.equal(await readPid(ctx.paths, "term"), handle.pid);
+
+    await store.stopped("term", "binary", { exit: r?.exit });
     assert.equal(await readPid(ctx.paths, "term"), undefined);
     const state = await readState(ctx.paths, "term");
     assert.equal(state?.status, "stopped");
@@ -228,15 +362,17 @@ Deno.test("binary.stop() SIGKILLs a service that ignores SIGTERM after shutdown.
       signal: "SIGTERM",
       timeout: 1,
     });
-    const handle = await binaryDriver.start(svc, ctx) as BinaryHandle;
+    const handle = await launched(ctx, svc);
     track(handle.pid);
     await until(
       async () => (await readLog(ctx, "stubborn")).includes("ready"),
       "the SIGTERM handler",
     );
-    await binaryDriver.stop(svc, ctx);
+    const r = await stopped(ctx, svc);
     assert.deepEqual(await waitExit(handle), { code: null, signal: "SIGKILL" });
+    assert.equal(r.killed, true, "it took SIGKILL");
     assert.equal(await isAlive(handle.pid), false);
+    assert.equal((await readState(ctx.paths, "stubborn"))?.status, "stopped");
   });
 });
 
@@ -248,13 +384,13 @@ Deno.test("binary.stop() leaves none of the service's grandchildren alive", asyn
       sh("trap '' TERM; sleep 300 & sleep 300 & echo forked; wait"),
       { signal: "SIGTERM", timeout: 1 },
     );
-    const { pid } = await binaryDriver.start(svc, ctx);
-    track(pid!);
-    await until(async () => (await groupMembers(pid!)).length === 3, "two grandchildren");
-    const members = await groupMembers(pid!);
-    await binaryDriver.stop(svc, ctx);
+    const { pid } = await launched(ctx, svc);
+    track(pid);
+    await until(async () => (await groupMembers(pid)).length === 3, "two grandchildren");
+    const members = await groupMembers(pid);
+    await stopped(ctx, svc);
     for (const member of members) assert.equal(await isAlive(member), false, `pid ${member}`);
-    assert.deepEqual(await groupMembers(pid!), []);
+    assert.deepEqual(await groupMembers(pid), []);
   });
 });
 
@@ -264,90 +400,154 @@ Deno.test("binary.stop({force}) kills at once without waiting for shutdown.timeo
       signal: "SIGTERM",
       timeout: 600,
     });
-    const handle = await binaryDriver.start(svc, ctx) as BinaryHandle;
+    const handle = await launched(ctx, svc);
     track(handle.pid);
-    await binaryDriver.stop(svc, ctx, { force: true });
+    const r = await stopped(ctx, svc, { force: true });
     assert.deepEqual(await waitExit(handle), { code: null, signal: "SIGKILL" });
+    assert.notEqual(r.killed, true, "no graceful signal was tried, so none failed");
   });
 });
 
-Deno.test("a service killed with kill -9 reads as failed and its PID file is removed", async () => {
+Deno.test("a service killed with kill -9 reads as failed and stale; reconcile records it and removes its PID file", async () => {
   await withHome(async (ctx, _dir, track) => {
     const svc = service("crashy", { binary_path: "/bin/sleep", args: ["30"] });
-    const handle = await binaryDriver.start(svc, ctx) as BinaryHandle;
+    const handle = await launched(ctx, svc);
     track(handle.pid);
     process.kill(handle.pid, "SIGKILL");
     assert.deepEqual(await waitExit(handle), { code: null, signal: "SIGKILL" });
+    const before = await recordOf(ctx, "crashy");
     const status = await binaryDriver.status(svc, ctx);
     assert.equal(status.status, "failed");
+    assert.equal(status.stale, true);
     assert.equal(status.exit_signal, "SIGKILL");
-    assert.equal(status.message, `Process ${handle.pid} was killed by SIGKILL`);
+    assert.equal(status.message, `Process ${handle.pid} killed by SIGKILL`);
+    // A read: the record and the PID file stay as they were.
+    assert.deepEqual(await recordOf(ctx, "crashy"), before);
+    assert.equal(await readPid(ctx.paths, "crashy"), handle.pid);
+    assert.equal((await readState(ctx.paths, "crashy"))?.status, "starting");
+
+    const after = await reconciled(ctx, svc);
+    assert.deepEqual(
+      [after.status, after.stale, after.message, after.exit_signal, after.pid],
+      ["failed", undefined, `Process ${handle.pid} killed by SIGKILL`, "SIGKILL", undefined],
+    );
     assert.equal(await readPid(ctx.paths, "crashy"), undefined);
+    const state = await readState(ctx.paths, "crashy");
+    assert.deepEqual(
+      [state?.status, state?.pid, state?.message, state?.last_exit?.signal],
+      ["failed", undefined, `Process ${handle.pid} killed by SIGKILL`, "SIGKILL"],
+    );
     const again = await binaryDriver.status(svc, ctx);
-    assert.equal(again.status, "failed");
-    await binaryDriver.stop(svc, ctx); // a stop of a dead service only tidies up
+    assert.deepEqual([again.status, again.stale], ["failed", undefined]);
+    // A stop of a dead service has nothing to signal and nothing to write.
+    const recorded = await recordOf(ctx, "crashy");
+    assert.deepEqual(await binaryDriver.stop(svc, ctx), {});
+    assert.deepEqual(await recordOf(ctx, "crashy"), recorded);
     assert.equal((await readState(ctx.paths, "crashy"))?.status, "failed");
   });
 });
 
-Deno.test("a recorded process that exited while nobody watched reads as failed", async () => {
+Deno.test("a recorded process that exited while nobody watched reads as failed; reconcile records it", async () => {
   await withHome(async (ctx) => {
-    const gone = Number(
-      spawnSync("/bin/sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim(),
-    );
-    await ensureDirs(ctx.paths);
-    await writeState(ctx.paths, {
-      name: "lost",
-      mode: "binary",
-      status: "running",
-      pid: gone,
-      pid_start: "1",
-      restarts: 1,
-    });
-    await writePid(ctx.paths, "lost", gone);
+    const gone = deadPid();
+    const store = storeOf(ctx);
+    await store.starting("lost", "binary", { pid: gone, pid_start: "1", restart: true });
+    await store.running("lost");
     const svc = service("lost", { binary_path: "/bin/true" });
     const status = await binaryDriver.status(svc, ctx);
+    const message = `Process ${gone} exited while no supervisor watched it`;
     assert.deepEqual(
-      { status: status.status, message: status.message, restarts: status.restarts },
-      { status: "failed", message: `Process ${gone} exited while unwatched`, restarts: 1 },
+      {
+        status: status.status,
+        stale: status.stale,
+        message: status.message,
+        restarts: status.restarts,
+      },
+      { status: "failed", stale: true, message, restarts: 1 },
     );
+    assert.equal(await readPid(ctx.paths, "lost"), gone, "a read leaves the PID file");
+    assert.equal((await readState(ctx.paths, "lost"))?.status, "running");
+
+    const after = await reconciled(ctx, svc);
+    assert.deepEqual([after.status, after.stale, after.message], ["failed", undefined, message]);
     assert.equal(await readPid(ctx.paths, "lost"), undefined);
-    assert.equal((await readState(ctx.paths, "lost"))?.status, "failed");
+    const state = await readState(ctx.paths, "lost");
+    assert.deepEqual(
+      [state?.status, state?.pid, state?.message, state?.restarts],
+      ["failed", undefined, message, 1],
+    );
   });
 });
 
-Deno.test("a stale PID file naming a foreign live process is cleaned and the process is never signalled", async () => {
+Deno.test("a stopping service whose process is gone reads as stopped; reconcile records the stop", async () => {
+  await withHome(async (ctx) => {
+    const gone = deadPid();
+    const store = storeOf(ctx);
+    await store.starting("halt", "binary", { pid: gone, pid_start: "1" });
+    await store.stopping("halt");
+    const svc = service("halt", { binary_path: "/bin/true" });
+    const status = await binaryDriver.status(svc, ctx);
+    assert.deepEqual([status.status, status.stale], ["stopped", true]);
+    assert.equal(await readPid(ctx.paths, "halt"), gone);
+    const after = await reconciled(ctx, svc);
+    assert.deepEqual([after.status, after.stale], ["stopped", undefined]);
+    assert.equal(await readPid(ctx.paths, "halt"), undefined);
+    assert.equal((await readState(ctx.paths, "halt"))?.status, "stopped");
+  });
+});
+
+Deno.test("a stale PID naming a foreign live process is reported, never signalled, and cleaned by reconcile", async () => {
   await withHome(async (ctx) => {
     const foreign = spawn("/bin/sleep", ["30"], { stdio: "ignore" });
     const exited = new Promise((r) => foreign.once("exit", r));
     try {
       const pid = foreign.pid!;
-      await ensureDirs(ctx.paths);
-      const stale = {
-        name: "web",
-        mode: "binary",
-        status: "running" as const,
-        pid,
-        pid_start: "1",
-        restarts: 0,
-      };
-      await writeState(ctx.paths, stale);
-      await writePid(ctx.paths, "web", pid);
+      const store = storeOf(ctx);
+      const belongs = `PID ${pid} belongs to another process (stale PID file)`;
+
+      // A record of that PID without a start time to tell whose it is.
+      await store.starting("web", "binary", { pid });
+      await store.running("web");
       const svc = service("web", { binary_path: "/bin/true" });
       const status = await binaryDriver.status(svc, ctx);
-      assert.equal(status.status, "failed");
-      assert.equal(
-        status.message,
-        `PID ${pid} belongs to another process (stale PID file removed)`,
+      assert.deepEqual(
+        [status.status, status.stale, status.message],
+        ["failed", true, belongs],
       );
-      assert.equal(await readPid(ctx.paths, "web"), undefined);
-
-      await writeState(ctx.paths, stale);
-      await writePid(ctx.paths, "web", pid);
-      await binaryDriver.stop(svc, ctx, { force: true });
+      assert.equal(await readPid(ctx.paths, "web"), pid, "a read leaves the PID file");
+      const before = await recordOf(ctx, "web");
+      assert.deepEqual(await binaryDriver.stop(svc, ctx, { force: true }), {});
       assert.equal(await isAlive(pid), true, "the foreign process survives the stop");
       assert.equal(foreign.exitCode, null);
+      assert.deepEqual(await recordOf(ctx, "web"), before, "the stop writes nothing");
+      const after = await reconciled(ctx, svc);
+      assert.deepEqual([after.status, after.stale, after.message], ["failed", undefined, belongs]);
       assert.equal(await readPid(ctx.paths, "web"), undefined);
+
+      // A PID file an outsider left, with no record at all.
+      await ensureDirs(ctx.paths);
+      await writeFile(join(ctx.paths.pids, "api.pid"), `${pid}\n`);
+      const api = service("api", { binary_path: "/bin/true" });
+      const orphan = await binaryDriver.status(api, ctx);
+      assert.deepEqual([orphan.status, orphan.stale, orphan.message], ["stopped", true, belongs]);
+      assert.deepEqual(await binaryDriver.stop(api, ctx, { force: true }), {});
+      assert.equal(await readPid(ctx.paths, "api"), pid);
+      await reconciled(ctx, api);
+      assert.equal(await readPid(ctx.paths, "api"), undefined);
+      assert.equal((await readState(ctx.paths, "api"))?.status, "stopped");
+
+      // A record naming the PID with another start time: the PID was reused.
+      await store.starting("db", "binary", { pid, pid_start: "1" });
+      await store.running("db");
+      const db = service("db", { binary_path: "/bin/true" });
+      const reused = await binaryDriver.status(db, ctx);
+      assert.deepEqual([reused.status, reused.stale, reused.pid], ["failed", true, undefined]);
+      assert.deepEqual(await binaryDriver.stop(db, ctx, { force: true }), {});
+      await reconciled(ctx, db);
+      assert.equal(await readPid(ctx.paths, "db"), undefined);
+
+      assert.equal(await isAlive(pid), true, "nothing ever signalled the foreign process");
+      assert.equal(foreign.exitCode, null);
     } finally {
       foreign.kill("SIGKILL");
       await exited;
@@ -358,37 +558,49 @@ Deno.test("a stale PID file naming a foreign live process is cleaned and the pro
 Deno.test("binary.start() refuses to start a service that is already running", async () => {
   await withHome(async (ctx, _dir, track) => {
     const svc = service("once", { binary_path: "/bin/sleep", args: ["30"] });
-    const { pid } = await binaryDriver.start(svc, ctx);
-    track(pid!);
+    const { pid } = await launched(ctx, svc);
+    track(pid);
+    const before = await recordOf(ctx, "once");
     await assert.rejects(binaryDriver.start(svc, ctx), {
       message: `Cannot start "once": already running (pid ${pid})`,
     });
-    await binaryDriver.stop(svc, ctx);
+    await assert.rejects(launch(storeOf(ctx), binaryDriver, svc, ctx), {
+      message: `Cannot start "once": already running (pid ${pid})`,
+    });
+    assert.deepEqual(await recordOf(ctx, "once"), before, "a refused start records nothing");
+    await stopped(ctx, svc);
   });
 });
 
-Deno.test("binary.start() reports a missing binary as a pre-flight failure", async () => {
+Deno.test("binary.start() reports a missing binary as a pre-flight failure and records nothing", async () => {
   await withHome(async (ctx) => {
     const svc = service("ghost", { binary_path: "/nonexistent/ghost" });
-    await assert.rejects(binaryDriver.start(svc, ctx), (e: unknown) => {
+    await assert.rejects(launch(storeOf(ctx), binaryDriver, svc, ctx), (e: unknown) => {
       assert.ok(e instanceof ProvisioningError);
       assert.equal(e.message, 'Cannot start "ghost": binary "/nonexistent/ghost" not found');
       assert.equal(e.exitCode, ExitCode.preflight);
       return true;
     });
+    assert.equal(await readState(ctx.paths, "ghost"), undefined);
+    assert.equal(await readPid(ctx.paths, "ghost"), undefined);
   });
 });
 
-Deno.test("binary.start() explains a script whose interpreter is missing", async () => {
+Deno.test("binary.start() explains a script whose interpreter is missing and records nothing", async () => {
   await withHome(async (ctx, dir) => {
     const script = join(dir, "broken.sh");
     await writeFile(script, "#!/nonexistent/interpreter\necho never\n", { mode: 0o755 });
     const svc = service("broken", { binary_path: script });
     const message =
       `Cannot start "broken": cannot execute "${script}": its interpreter (#! line) or loader is missing`;
-    await assert.rejects(binaryDriver.start(svc, ctx), { message });
-    const state = await readState(ctx.paths, "broken");
-    assert.deepEqual([state?.status, state?.message], ["failed", message]);
+    await assert.rejects(launch(storeOf(ctx), binaryDriver, svc, ctx), (e: unknown) => {
+      assert.ok(e instanceof ProvisioningError);
+      assert.equal(e.message, message);
+      return true;
+    });
+    // The lifecycle records the failure (with this message); the driver does not.
+    assert.equal(await readState(ctx.paths, "broken"), undefined);
+    assert.equal(await readPid(ctx.paths, "broken"), undefined);
     assert.match(await readLog(ctx, "broken"), /cannot execute/);
   });
 });
@@ -397,14 +609,17 @@ Deno.test("a service that exits at once reports its exit code", async () => {
   await withHome(async (ctx) => {
     const svc = service("quick", sh("echo bye; exit 3"));
     try {
-      const handle = await binaryDriver.start(svc, ctx) as BinaryHandle;
+      const handle = await launched(ctx, svc);
       assert.deepEqual(await waitExit(handle), { code: 3, signal: null });
       const status = await binaryDriver.status(svc, ctx);
       assert.equal(status.status, "failed");
+      assert.equal(status.stale, true);
       assert.equal(status.exit_code, 3);
-    } catch (error) { // it may be gone before start() could record it
+      assert.equal(status.message, `Process ${handle.pid} exited with code 3`);
+    } catch (error) { // it may be gone before start() could take its start time
+      if (error instanceof assert.AssertionError) throw error;
       assert.match((error as Error).message, /^Cannot start "quick": exited with code 3/);
-      assert.equal((await readState(ctx.paths, "quick"))?.last_exit?.code, 3);
+      assert.equal(await readState(ctx.paths, "quick"), undefined, "nothing recorded");
     }
   });
 });

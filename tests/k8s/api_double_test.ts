@@ -133,7 +133,7 @@ Deno.test("generation goes up on spec changes only, and uid and creationTimestam
   labelled.metadata.annotations = { note: "x" };
   const second = (await apply(api, labelled)).json();
   assert.equal(second.metadata.generation, 1);
-  assert.deepEqual(second.metadata.annotations, { note: "x" });
+  assert.equal(second.metadata.annotations.note, "x");
   const third = (await apply(api, { ...labelled, spec: { ...labelled.spec, replicas: 3 } })).json();
   assert.equal(third.metadata.generation, 2);
   assert.equal(third.metadata.uid, first.metadata.uid);
