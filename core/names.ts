@@ -1,6 +1,13 @@
+/**
+ * The service-name rule, once: a name is a file name under the state directories, so it must
+ * never escape them; plus random hex for temp files and lock tokens.
+ *
+ * @module
+ */
 import { UsageError } from "./errors.ts";
 
-const NAME = /^[a-z0-9][a-z0-9._-]*$/;
+/** The service-name rule (the registry schema validates names with it too). */
+export const SERVICE_NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
 
 /**
  * `name` itself when it is a valid service name (`^[a-z0-9][a-z0-9._-]*$`, no `..`), so it can be
@@ -8,7 +15,10 @@ const NAME = /^[a-z0-9][a-z0-9._-]*$/;
  * otherwise. Every path built from a service name goes through here.
  */
 export function safeName(name: string): string {
-  if (typeof name !== "string" || !NAME.test(name) || name.includes("..") || name.length > 200) {
+  if (
+    typeof name !== "string" || !SERVICE_NAME_RE.test(name) || name.includes("..") ||
+    name.length > 200
+  ) {
     throw new UsageError(
       `Invalid service name ${
         JSON.stringify(String(name))

@@ -6,9 +6,10 @@
  * @module
  */
 import { z } from "zod";
+import { SERVICE_NAME_RE } from "../names.ts";
 
 /** Service names are file names under the state directories: they must never escape them. */
-export const SERVICE_NAME_RE = /^[a-z0-9][a-z0-9._-]*$/;
+export { SERVICE_NAME_RE };
 
 /** Signals a service may be asked to stop with. */
 export const SIGNALS = [
