@@ -80,7 +80,8 @@ async function run(cfg: HttpCheckConfig, ctx: CheckContext): Promise<CheckResult
  * the status line alone: the rest of the response is never read, the socket is destroyed as
  * soon as the status is known (as HAProxy's `httpchk` does). Under Deno that is half the CPU of
  * the runtime's `fetch` per attempt, which is most of what an idle supervisor spends. Interim
- * `1xx` answers are skipped; redirects are not followed: a 3xx is the answer.
+ * `1xx` answers are skipped; redirects are not followed: a 3xx is the answer. It stays while
+ * `deno task bench checks` shows it costs at most 0.75 × the CPU of `fetch` per attempt.
  */
 function statusLine(cfg: HttpCheckConfig, signal: AbortSignal): Promise<number> {
   const { host, port, bytes } = plainRequest(cfg);

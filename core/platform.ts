@@ -11,7 +11,7 @@ import { Graph } from "./graph/graph.ts";
 import { PluginRegistry } from "./plugins/registry.ts";
 import { type DiscoverOptions, loadRegistry } from "./registry/load.ts";
 import { suggest } from "./suggest.ts";
-import { defaultHome, statePaths } from "./state/files.ts";
+import { statePaths, whereFrom } from "./state/files.ts";
 import { StateStore } from "./state/store.ts";
 import type {
   CheckResult,
@@ -88,9 +88,7 @@ export class Platform {
 
   /** Discover and load the registry (throws `RegistryError` listing every problem). */
   static async open(opts: OpenOptions = {}): Promise<Platform> {
-    const env = opts.env ?? process.env;
-    const cwd = opts.cwd ?? process.cwd();
-    const home = opts.home ?? defaultHome(env);
+    const { env, cwd, home } = whereFrom(opts);
     const plugins = opts.plugins ?? PluginRegistry.discover({ cwd, home, env });
     const registry = await loadRegistry({ ...opts, env, cwd, plugins });
     return new Platform(registry, { plugins, paths: statePaths(home), env, cwd });

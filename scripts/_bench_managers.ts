@@ -71,7 +71,10 @@ function managed(name: string, daemonPid: () => number | undefined, stop: () => 
  * `restart_window` of 1 s so a kill after a second of uptime counts as a first crash), started
  * with `startServices`.
  */
-export async function startOurs(apps: App[], opts: { interval?: number } = {}): Promise<Managed> {
+export async function startOurs(
+  apps: App[],
+  opts: { interval?: number; env?: Record<string, string> } = {},
+): Promise<Managed> {
   const tmp = tempDir("supervision-ours");
   const home = join(tmp.dir, "home");
   let p: Platform | undefined;
@@ -83,7 +86,11 @@ export async function startOurs(apps: App[], opts: { interval?: number } = {}): 
   try {
     const config = join(tmp.dir, "services.toml");
     writeFileSync(config, oursToml(apps, opts.interval ?? 10));
-    p = await Platform.open({ config, home, env: { ...process.env, PROVISIONING_HOME: home } });
+    p = await Platform.open({
+      config,
+      home,
+      env: { ...process.env, PROVISIONING_HOME: home, ...opts.env },
+    });
     const r = await startServices(p, apps.map((a) => a.name));
     if (!r.ok) {
       const bad = r.outcomes.find((o) => o.status !== "started");

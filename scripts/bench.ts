@@ -12,6 +12,7 @@
  * | `bring-up` | the seven demo services, each ready 300 ms after spawn / 900 ms      | ≤ 1.10 |
  * | `dag`      | 60 services, seeded random DAG, ready 50–300 ms / weighted long path | ≤ 1.15 |
  * | `status`   | `platform status` CLI latency with the demo running (vs `--help`)    | none   |
+ * | `checks`   | http check CPU per attempt: its plain-socket request vs `fetch`      | ≤ 0.75 |
  *
  * A missed goal is reported, not an error: the script exits 0 unless a benchmark crashed (1).
  * Every benchmark works in its own temp `PROVISIONING_HOME` on free ports and stops what it
@@ -30,6 +31,7 @@ import { demoGraph, randomDag } from "./_bench_graphs.ts";
 import { benchRegistry } from "./_bench_registry.ts";
 import { benchStatus } from "./_bench_status.ts";
 import { benchPlugins } from "./bench_plugins.ts";
+import { benchChecks } from "./bench_checks.ts";
 import { benchSupervision } from "./bench_supervision.ts";
 import { type BenchResult, resultLine, running } from "./_bench_util.ts";
 
@@ -81,6 +83,10 @@ export const BENCHMARKS: Record<
   plugins: {
     about: "cold start of --help and services list: lazy plugin loading vs every plugin eagerly",
     run: (runs) => benchPlugins({ runs }),
+  },
+  checks: {
+    about: "http check CPU per attempt: its plain-socket request vs fetch (goal: ≤ 0.75)",
+    run: (runs) => benchChecks({ runs }),
   },
   supervision: {
     about: "kill -9 → healthy vs PM2 / no manager (≤ 1.10 / ≤ 1.30); idle cost, 50 services",

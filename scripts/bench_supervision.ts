@@ -206,6 +206,12 @@ export async function benchSupervision(opts: SupervisionBenchOptions = {}): Prom
   const idlePm2 = await idleCost(startPm2, idleApps, idleSeconds);
   say(`ours without checks (every 24 h): idle cost with ${services} services, ${idleSeconds} s`);
   const bare = await idleCost((a) => startOurs(a, { interval: 86_400 }), idleApps, idleSeconds);
+  say(`ours with V8's default flags: idle cost with ${services} services, ${idleSeconds} s`);
+  const plainV8 = await idleCost(
+    (a) => startOurs(a, { interval: 10, env: { PROVISIONING_SUPERVISOR_V8_FLAGS: "off" } }),
+    idleApps,
+    idleSeconds,
+  );
 
   const [mOurs, mPm2, mSup, mNone] = [median(ours), median(pm2), median(sup), median(none)];
   const vsNone = mOurs / mNone;
@@ -236,6 +242,8 @@ export async function benchSupervision(opts: SupervisionBenchOptions = {}): Prom
       `RSS ${bare.rss.toFixed(1)} MiB; the ${
         services * idleSeconds / 10
       } http checks cost the rest`,
+      `what the daemon's V8 flags buy: with V8's defaults ${plainV8.cpu.toFixed(3)} % of a ` +
+      `core, RSS ${plainV8.rss.toFixed(1)} MiB (with the flags ${idleOurs.rss.toFixed(1)} MiB)`,
       `load average at the start ${load.map((x) => x.toFixed(2)).join(" / ")} ` +
       `(${availableParallelism()} cores): other work on the machine inflates the CPU figures`,
     ],
@@ -251,6 +259,8 @@ export async function benchSupervision(opts: SupervisionBenchOptions = {}): Prom
       idle_pm2_rss_mib: idlePm2.rss,
       idle_ours_no_checks_cpu_pct: bare.cpu,
       idle_ours_no_checks_rss_mib: bare.rss,
+      idle_ours_default_v8_cpu_pct: plainV8.cpu,
+      idle_ours_default_v8_rss_mib: plainV8.rss,
     },
   });
 }

@@ -18,7 +18,7 @@ import { builtins } from "./builtins.ts";
 import { bundledPaths, listBundled, listDir, type PluginEntry, type PluginKind } from "./_files.ts";
 import { ExitCode, ProvisioningError } from "../errors.ts";
 import { pluginApi } from "./api.ts";
-import { defaultHome } from "../state/files.ts";
+import { whereFrom } from "../state/files.ts";
 import type { Check, Driver } from "../types.ts";
 
 export type { PluginEntry, PluginKind };
@@ -79,9 +79,7 @@ export class PluginRegistry {
 
   /** List every plugin directory (no module is imported). */
   static discover(opts: DiscoverPluginsOptions = {}): PluginRegistry {
-    const env = opts.env ?? process.env;
-    const cwd = opts.cwd ?? process.cwd();
-    const home = opts.home ?? defaultHome(env);
+    const { env, cwd, home } = whereFrom(opts);
     const skip = bundledPaths(builtins);
     const entries: PluginEntry[] = [];
     for (const kind of ["driver", "check"] as const) {

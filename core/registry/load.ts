@@ -17,6 +17,7 @@ import { RegistryError } from "../errors.ts";
 import { Graph } from "../graph/graph.ts";
 import type { PluginRegistry } from "../plugins/registry.ts";
 import { ownFile } from "../runtime/assets.ts";
+import { whereFrom } from "../state/files.ts";
 import { unknownKeyMessage, zodIssues } from "./_zod_issues.ts";
 import {
   healthCheckBaseSchema,
@@ -40,8 +41,7 @@ export interface DiscoverOptions {
 
 /** Find the registry file: `--config`, `PROVISIONING_SERVICES`, project, home, bundled. */
 export function discoverRegistry(opts: DiscoverOptions = {}): { file: string; source: string } {
-  const env = opts.env ?? process.env;
-  const cwd = opts.cwd ?? process.cwd();
+  const { env, cwd } = whereFrom({ env: opts.env, cwd: opts.cwd });
   if (opts.config) return { file: resolve(cwd, opts.config), source: "--config" };
   if (env.PROVISIONING_SERVICES) {
     return { file: resolve(cwd, env.PROVISIONING_SERVICES), source: "PROVISIONING_SERVICES" };

@@ -7,7 +7,7 @@
 import { formatIssue } from "../errors.ts";
 import { PluginRegistry } from "../plugins/registry.ts";
 import { discoverRegistry, validateRegistry } from "./load.ts";
-import { defaultHome, statePaths } from "../state/files.ts";
+import { statePaths, whereFrom } from "../state/files.ts";
 import type { Finding } from "../types.ts";
 import type { OpenOptions } from "../platform.ts";
 
@@ -38,9 +38,7 @@ export interface ValidationReport {
 export async function validateServices(
   opts: OpenOptions & { prerequisites?: boolean } = {},
 ): Promise<ValidationReport> {
-  const env = opts.env ?? process.env;
-  const cwd = opts.cwd ?? process.cwd();
-  const home = opts.home ?? defaultHome(env);
+  const { env, cwd, home } = whereFrom(opts);
   const plugins = opts.plugins ?? PluginRegistry.discover({ cwd, home, env });
   const { file } = discoverRegistry({ ...opts, env, cwd });
   const v = await validateRegistry({ ...opts, env, cwd, plugins });

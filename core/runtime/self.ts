@@ -26,7 +26,9 @@ export function selfCommand(args: string[]): { command: string; args: string[] }
  * of 10 % between collections, and no memory reducer: its full collections came at an
  * unpredictable moment after a bring-up and cost a 60 ms CPU spike each; instead the supervisor
  * compacts its heap itself once a burst of requests is over (`--expose-gc`, see
- * `Supervisor#compactSoon`). With fifty services RSS is about 57 MiB instead of 78-90.
+ * `Supervisor#compactSoon`). With fifty services RSS is about 57 MiB instead of 78-90. They
+ * stay while `deno task bench supervision` shows it (its "what the daemon's V8 flags buy" line
+ * runs the same supervisor with V8's defaults).
  */
 const SUPERVISOR_V8_FLAGS = [
   "--max-semi-space-size=1",
@@ -38,13 +40,18 @@ const SUPERVISOR_V8_FLAGS = [
   "--expose-gc",
 ];
 
-/** Command and arguments that run the supervisor daemon. */
-export function supervisorCommand(): {
+/**
+ * Command and arguments that run the supervisor daemon. `PROVISIONING_SUPERVISOR_V8_FLAGS=off`
+ * in `env` runs it with V8's defaults (what they buy is measured by `deno task bench
+ * supervision`: RSS with and without them).
+ */
+export function supervisorCommand(env: Record<string, string | undefined> = process.env): {
   command: string;
   args: string[];
   env?: Record<string, string>;
 } {
   const versions = process.versions as Record<string, string | undefined>;
+  const flags = env.PROVISIONING_SUPERVISOR_V8_FLAGS === "off" ? [] : SUPERVISOR_V8_FLAGS;
   if (versions.deno) {
     const main = ownFile("core/supervisor/main.ts");
     return {
@@ -54,7 +61,7 @@ export function supervisorCommand(): {
         "-A",
         "--quiet",
         "--no-code-cache",
-        `--v8-flags=${SUPERVISOR_V8_FLAGS.join(",")}`,
+        ...(flags.length ? [`--v8-flags=${flags.join(",")}`] : []),
         main,
       ],
       // No background check for a newer Deno from a daemon (it also pages in ~1.4 MiB); at
@@ -72,6 +79,6 @@ export function supervisorCommand(): {
   if (versions.bun) return self;
   return {
     command: self.command,
-    args: [...SUPERVISOR_V8_FLAGS, "--no-expose-wasm", ...self.args],
+    args: [...flags, ...(flags.length ? ["--no-expose-wasm"] : []), ...self.args],
   };
 }

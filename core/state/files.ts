@@ -49,6 +49,19 @@ export function defaultHome(env: Record<string, string | undefined> = process.en
   return join(env.HOME || homedir(), ".provisioning");
 }
 
+/** Where an operation runs: its environment, working directory and home. */
+export interface Where {
+  env: Record<string, string | undefined>;
+  cwd: string;
+  home: string;
+}
+
+/** The given environment, directory and home, else this process's (and `defaultHome`). */
+export function whereFrom(opts: Partial<Where> = {}): Where {
+  const env = opts.env ?? process.env;
+  return { env, cwd: opts.cwd ?? process.cwd(), home: opts.home ?? defaultHome(env) };
+}
+
 /** Homes whose directories this process already created (a start need not redo it). */
 const ensured = new Set<string>();
 

@@ -57,7 +57,7 @@ export async function ensureSupervisor(t: SupervisorTarget): Promise<void> {
     const files = supervisorFiles(t.paths);
     const out = openSync(files.log, "a", 0o600);
     try {
-      const self = supervisorCommand();
+      const self = supervisorCommand(t.env);
       const child = spawn(self.command, self.args, {
         detached: true,
         stdio: ["ignore", out, out],
