@@ -13,14 +13,14 @@
  * @module
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, fchmodSync, openSync, writeSync } from "node:fs";
+import { closeSync, existsSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
 import { defineDriver, driverConfig } from "../core/plugins/api.ts";
 import { rotateIfLarger } from "../core/state/rotate.ts";
 import { isAlive, processStartTime } from "../core/process/identity.ts";
-import { ensureDirs, logFile, safeName } from "../core/state/files.ts";
+import { ensureDirs, logFile, openAppend, safeName } from "../core/state/files.ts";
 import { readPid, readState } from "../core/state/store.ts";
 import {
   describeExit,
@@ -103,11 +103,10 @@ async function start(svc: Service, ctx: DriverContext): Promise<BinaryHandle> {
   if (svc.logs) await rotateIfLarger(log, svc.logs.max_size, svc.logs.keep);
   // Synchronous: a local append of one line, on the path of every start (the async FileHandle
   // calls cost several times the CPU under Deno).
-  const out = openSync(log, "a", 0o600);
+  const out = openAppend(log);
   let child;
   let exited: Promise<ExitInfo> | undefined;
   try {
-    fchmodSync(out, 0o600);
     writeSync(
       out,
       `--- ${new Date().toISOString()} starting ${name}: ${[path, ...cfg.args].join(" ")}\n`,

@@ -5,6 +5,9 @@
  * @module
  */
 import { ExitCode } from "../errors.ts";
+import type { Platform } from "../platform.ts";
+import { ensureDirs } from "../state/files.ts";
+import { withHomeLock } from "../state/lock.ts";
 import type { LifecycleEvent, LifecycleResult, Outcome } from "./events.ts";
 
 /** Milliseconds since the operation began, and an emitter that stamps events with them. */
@@ -89,4 +92,21 @@ export function result<P>(
     outcomes: list,
     elapsed_ms: elapsed,
   };
+}
+
+/** How long a start, stop or restart waits for the one in flight on the same home. */
+const PLATFORM_WAIT_MS = 15 * 60_000;
+
+/**
+ * Run `fn` as the only start, stop or restart of the platform's home at a time: a stop asked
+ * for while a start is in flight waits for it, then stops in reverse order, so no service ever
+ * runs while a dependency it needs is stopped by us. (Each service also has its own lock.)
+ */
+export async function onPlatform<T>(
+  p: Platform,
+  fn: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  await ensureDirs(p.paths); // a home that is not ours is refused before anything is written
+  return await withHomeLock(p.paths, "platform", fn, { waitMs: PLATFORM_WAIT_MS, signal });
 }

@@ -27,8 +27,8 @@ import { lastOutput, launch } from "./launch.ts";
 import { planStart, type StartPlan } from "./plan.ts";
 import { preflight } from "./preflight.ts";
 import { reconcile } from "./reconcile.ts";
-import { clock, type Emit, result, schedule } from "./_schedule.ts";
-import { stopServices } from "./stop.ts";
+import { clock, type Emit, onPlatform, result, schedule } from "./_schedule.ts";
+import { stopWithin } from "./stop.ts";
 
 export interface StartOptions {
   /** Restart requested services that already run. */
@@ -47,16 +47,24 @@ export interface StartOptions {
 export const STARTUP_POLL_MAX_MS = 10;
 
 /** Start `names` (default: every auto-start service) with their dependencies. */
-export async function startServices(
+export function startServices(
   p: Platform,
   names: string[] = [],
   opts: StartOptions = {},
+): Promise<LifecycleResult<StartPlan>> {
+  return onPlatform(p, () => startWithin(p, names, opts), opts.signal);
+}
+
+async function startWithin(
+  p: Platform,
+  names: string[],
+  opts: StartOptions,
 ): Promise<LifecycleResult<StartPlan>> {
   const { elapsed, emit } = clock(opts.onEvent);
   await reviveSupervisor(p);
   const plan = await planStart(p, names, { force: opts.force });
   if (plan.restart.length) {
-    await stopServices(p, plan.restart, { ignoreDependents: true, onEvent: opts.onEvent });
+    await stopWithin(p, plan.restart, { ignoreDependents: true, onEvent: opts.onEvent });
   }
   const requested = new Set(plan.requested);
   const outcomes = new Map<string, Outcome>();
@@ -329,12 +337,20 @@ async function recordedExit(p: Platform, svc: Service): Promise<ExitInfo | undef
 }
 
 /** Restart `names` (default: every running service): stop them, then start them again. */
-export async function restartServices(
+export function restartServices(
   p: Platform,
   names: string[] = [],
   opts: StartOptions = {},
 ): Promise<LifecycleResult<StartPlan>> {
-  const stop = await stopServices(p, names, {
+  return onPlatform(p, () => restartWithin(p, names, opts), opts.signal);
+}
+
+async function restartWithin(
+  p: Platform,
+  names: string[],
+  opts: StartOptions,
+): Promise<LifecycleResult<StartPlan>> {
+  const stop = await stopWithin(p, names, {
     ignoreDependents: true,
     onEvent: opts.onEvent,
     signal: opts.signal,
@@ -352,7 +368,7 @@ export async function restartServices(
     };
     return { ...result(plan, new Map(stop.outcomes.map((o) => [o.name, o])), stop.elapsed_ms) };
   }
-  return startServices(p, again, { ...opts, force: false });
+  return startWithin(p, again, { ...opts, force: false });
 }
 
 /** Start whatever operation `op` requires (its `required_for` services and their dependencies). */

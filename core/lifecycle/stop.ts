@@ -13,7 +13,7 @@ import { settleSupervisor, unwatch } from "../supervisor/client.ts";
 import type { LifecycleEvent, LifecycleResult, Outcome } from "./events.ts";
 import { planStop, type StopPlan } from "./plan.ts";
 import { reconcile } from "./reconcile.ts";
-import { clock, result, schedule } from "./_schedule.ts";
+import { clock, onPlatform, result, schedule } from "./_schedule.ts";
 
 export interface StopOptions {
   /** Ignore running dependents and kill at once (SIGKILL). */
@@ -25,7 +25,16 @@ export interface StopOptions {
 }
 
 /** Stop `names` (default: everything running), dependents first; refused while dependents run. */
-export async function stopServices(
+export function stopServices(
+  p: Platform,
+  names: string[] = [],
+  opts: StopOptions = {},
+): Promise<LifecycleResult<StopPlan>> {
+  return onPlatform(p, () => stopWithin(p, names, opts), opts.signal);
+}
+
+/** {@linkcode stopServices} for a caller that already holds the platform (a restart). */
+export async function stopWithin(
   p: Platform,
   names: string[] = [],
   opts: StopOptions = {},

@@ -4,7 +4,36 @@
  *
  * @module
  */
+import { lstatSync } from "node:fs";
+import { ExitCode, ProvisioningError } from "../errors.ts";
 import { createConnection, createServer, type Server } from "node:net";
+
+/**
+ * Refuse a socket that is not this user's: whoever listens there would receive our requests
+ * (and the environment a start sends). Absent: fine (nothing listens).
+ */
+function checkOwner(socket: string): void {
+  let st;
+  try {
+    st = lstatSync(socket);
+  } catch {
+    return;
+  }
+  const uid = process.getuid?.();
+  const why = !st.isSocket()
+    ? "it is not a socket"
+    : uid !== undefined && st.uid !== uid
+    ? `it is owned by uid ${st.uid}, not by this user (uid ${uid})`
+    : (st.mode & 0o077)
+    ? `others may use it (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")})`
+    : undefined;
+  if (why) {
+    throw new ProvisioningError(`Refusing to talk to the supervisor at ${socket}: ${why}`, {
+      exitCode: ExitCode.preflight,
+      hints: [`Remove it if it is not yours: rm ${socket}`],
+    });
+  }
+}
 
 /**
  * Send one request; undefined when nothing listens (no supervisor), or when it closes the
@@ -15,6 +44,11 @@ export function request<T = Record<string, unknown>>(
   msg: Record<string, unknown>,
   timeoutMs = 30_000,
 ): Promise<T | undefined> {
+  try {
+    checkOwner(socket);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   const deno = (globalThis as { Deno?: typeof Deno }).Deno;
   if (deno) return requestDeno<T>(deno, socket, msg, timeoutMs);
   return new Promise((resolve, reject) => {

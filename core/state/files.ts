@@ -18,17 +18,26 @@
  *
  * @module
  */
-import { renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants as fsConstants,
+  fchmodSync,
+  fstatSync,
+  lstatSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { chmod, mkdir, readdir, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { StatePaths } from "../types.ts";
 
+import { ExitCode, ProvisioningError } from "../errors.ts";
 import { randomHex, safeName } from "../names.ts";
 import { isAlive } from "../process/identity.ts";
 
-export { withLock } from "./lock.ts";
-export type { LockOptions } from "./lock.ts";
 export { safeName };
 
 /** The state directories under `home`. */
@@ -66,7 +75,10 @@ export function whereFrom(opts: Partial<Where> = {}): Where {
 const ensured = new Set<string>();
 
 /**
- * Create every state directory with mode 0700, tightening existing ones too. Done once per
+ * Create every state directory with mode 0700. A directory that already exists must be ours:
+ * a real directory (not a symbolic link), owned by this user, not writable by group or others
+ * — else the command refuses with one line, as ssh refuses a key with loose permissions
+ * (another user who made the home first could have planted symbolic links in it). Done once per
  * home and process unless `force` (a write that found a directory missing forces it).
  */
 export async function ensureDirs(paths: StatePaths, opts: { force?: boolean } = {}): Promise<void> {
@@ -81,10 +93,117 @@ export async function ensureDirs(paths: StatePaths, opts: { force?: boolean } = 
     paths.run,
   ];
   for (const dir of dirs) {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700);
+    trustDir(dir);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw diskError(error, dir);
+    }
+    if ((trustDir(dir) & 0o777) !== 0o700) {
+      await chmod(dir, 0o700).catch((e) => {
+        throw diskError(e, dir);
+      });
+    }
   }
   ensured.add(paths.home);
+}
+
+/** This process's user id (undefined where the platform has none). */
+const myUid = () => process.getuid?.();
+
+/**
+ * Refuse `dir` unless it is absent, or a directory of ours that others cannot write. Returns
+ * its mode (0 when absent).
+ */
+export function trustDir(dir: string): number {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw error;
+  }
+  const refuse = (why: string, hint: string) => {
+    throw new ProvisioningError(`Refusing to use ${dir}: ${why}`, {
+      exitCode: ExitCode.preflight,
+      hints: [hint],
+    });
+  };
+  if (st.isSymbolicLink()) {
+    refuse("it is a symbolic link", "Use a real directory as PROVISIONING_HOME");
+  }
+  if (!st.isDirectory()) refuse("it is not a directory", "Move it away, or set PROVISIONING_HOME");
+  const uid = myUid();
+  if (uid !== undefined && st.uid !== uid) {
+    refuse(
+      `it is owned by uid ${st.uid}, not by this user (uid ${uid})`,
+      "Another user may have planted files in it: remove it, or set PROVISIONING_HOME",
+    );
+  }
+  if (st.mode & 0o022) {
+    refuse(
+      `it is writable by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")})`,
+      `chmod 700 ${dir}`,
+    );
+  }
+  return st.mode;
+}
+
+/**
+ * Open `file` to append (created 0600), never through a symbolic link (`O_NOFOLLOW`), and only
+ * when it is a regular file of ours. Returns the file descriptor.
+ */
+export function openAppend(file: string): number {
+  const { O_WRONLY, O_APPEND, O_CREAT, O_NOFOLLOW } = fsConstants;
+  let fd: number;
+  try {
+    fd = openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ELOOP") throw diskError(error, file);
+    throw new ProvisioningError(`Refusing to write ${file}: it is a symbolic link`, {
+      exitCode: ExitCode.preflight,
+      hints: [`Remove it: rm ${file}`],
+    });
+  }
+  const st = fstatSync(fd);
+  const uid = myUid();
+  if (!st.isFile() || (uid !== undefined && st.uid !== uid)) {
+    closeSync(fd);
+    throw new ProvisioningError(
+      `Refusing to write ${file}: ${st.isFile() ? `owned by uid ${st.uid}` : "not a regular file"}`,
+      { exitCode: ExitCode.preflight, hints: [`Remove it: rm ${file}`] },
+    );
+  }
+  fchmodSync(fd, 0o600);
+  return fd;
+}
+
+/** What a failed write of the home's files says to a user: one line naming the path. */
+const DISK_ERRORS: Record<string, string> = {
+  ENOSPC: "No space left on device",
+  EDQUOT: "Disk quota exceeded",
+  EROFS: "Read-only file system",
+  EACCES: "Permission denied",
+  EPERM: "Operation not permitted",
+};
+
+/**
+ * `error` as one clear line (`No space left on device: <path>`, exit 1) when it is a fault of
+ * the machine (disk full, read-only, no permission); any other error as it is. The errno code
+ * stays on the result (`code`), so a caller can tell a full disk from a bug.
+ */
+export function diskError(error: unknown, path: string): unknown {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (!code || !(code in DISK_ERRORS)) return error;
+  return Object.assign(
+    new ProvisioningError(`${DISK_ERRORS[code]}: ${path}`, {
+      hints: code === "ENOSPC" || code === "EDQUOT"
+        ? ["Free some space; the supervisor retries its writes and keeps services watched"]
+        : [`Check the owner and mount of ${path}`],
+      cause: error,
+    }),
+    { code },
+  );
 }
 
 /**
@@ -105,7 +224,7 @@ export async function writeFileAtomic(file: string, data: string): Promise<void>
     renameSync(tmp, file);
   } catch (error) {
     rmSync(tmp, { force: true });
-    throw error;
+    throw diskError(error, file);
   }
   if (!swept.has(dirname(file))) {
     swept.add(dirname(file));

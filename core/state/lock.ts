@@ -12,9 +12,10 @@
  *
  * @module
  */
-import { link, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { link, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ProvisioningError } from "../errors.ts";
+import { diskError, ensureDirs } from "./files.ts";
 import type { StatePaths } from "../types.ts";
 import { randomHex, safeName } from "../names.ts";
 import { isAlive, processStartTime } from "../process/identity.ts";
@@ -110,16 +111,18 @@ async function tryCreate(paths: StatePaths, file: string): Promise<string | unde
   try {
     await writeFile(tmp, token, { mode: 0o600, flag: "wx" });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    await mkdir(paths.locks, { recursive: true, mode: 0o700 });
-    await writeFile(tmp, token, { mode: 0o600, flag: "wx" });
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw diskError(error, file);
+    await ensureDirs(paths, { force: true }); // refuses a home that is not ours
+    await writeFile(tmp, token, { mode: 0o600, flag: "wx" }).catch((e) => {
+      throw diskError(e, file);
+    });
   }
   try {
     await link(tmp, file);
     return token;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
-    throw error;
+    throw diskError(error, file);
   } finally {
     await rm(tmp, { force: true });
   }

@@ -7,8 +7,18 @@
  *
  * @module
  */
-import { statSync } from "node:fs";
-import { copyFile, rename, rm, truncate } from "node:fs/promises";
+import { closeSync, constants, ftruncateSync, lstatSync, openSync } from "node:fs";
+import { copyFile, rename, rm } from "node:fs/promises";
+
+/** Empty `file` in place, never through a symbolic link. */
+function truncateInPlace(file: string): void {
+  const fd = openSync(file, constants.O_WRONLY | constants.O_NOFOLLOW);
+  try {
+    ftruncateSync(fd, 0);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Rotate `file` when it is larger than `maxSize` bytes; true when it rotated. */
 export async function rotateIfLarger(
@@ -20,18 +30,21 @@ export async function rotateIfLarger(
   // service every 10 s; under Deno the async call costs several times more CPU.
   let size = 0;
   try {
-    size = statSync(file).size;
+    const st = lstatSync(file);
+    if (!st.isFile()) return false; // a symbolic link (or worse) is never followed
+    size = st.size;
   } catch { /* no log yet */ }
   if (size <= maxSize) return false;
   if (keep === 0) {
-    await truncate(file, 0);
+    truncateInPlace(file);
     return true;
   }
   await rm(`${file}.${keep}`, { force: true });
   for (let i = keep - 1; i >= 1; i--) {
     await rename(`${file}.${i}`, `${file}.${i + 1}`).catch(() => {});
   }
-  await copyFile(file, `${file}.1`);
-  await truncate(file, 0);
+  // `.1` was just moved away: a file there now was planted; EXCL refuses to write through it.
+  await copyFile(file, `${file}.1`, constants.COPYFILE_EXCL);
+  truncateInPlace(file);
   return true;
 }

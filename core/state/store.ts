@@ -22,7 +22,7 @@
 import { readFileSync, renameSync, rmSync } from "node:fs";
 import { z } from "zod";
 import type { ExitInfo, ServiceState, ServiceStatus, StatePaths } from "../types.ts";
-import { ensureDirs, pidFile, stateFile, writeFileAtomic } from "./files.ts";
+import { diskError, ensureDirs, pidFile, stateFile, writeFileAtomic } from "./files.ts";
 
 /** A transition that the recorded status does not allow: a bug in the caller, not a user error. */
 export class StateTransitionError extends Error {
@@ -177,9 +177,42 @@ export class StateStore {
   readonly paths: StatePaths;
   readonly by: string;
 
-  constructor(paths: StatePaths, opts: { by?: string } = {}) {
+  /** Transitions the disk refused, by service: the truth until {@linkcode flush} writes them. */
+  #pending = new Map<string, { prev?: ServiceState; next: ServiceState }>();
+  #onDiskError?: (error: Error) => void;
+
+  /**
+   * `onDiskError`: keep a transition the disk refuses (full, read-only, no permission) in
+   * memory instead of throwing — later transitions build on it, `flush()` retries the writes —
+   * and tell this callback (the supervisor, which must outlive a full disk).
+   */
+  constructor(
+    paths: StatePaths,
+    opts: { by?: string; onDiskError?: (error: Error) => void } = {},
+  ) {
     this.paths = paths;
     this.by = opts.by ?? `cli ${process.pid}`;
+    this.#onDiskError = opts.onDiskError;
+  }
+
+  /** How many services have a transition waiting to be written. */
+  get unwritten(): number {
+    return this.#pending.size;
+  }
+
+  /** Retry the writes the disk refused; true when none is left. */
+  async flush(): Promise<boolean> {
+    for (const [name, { prev, next }] of [...this.#pending]) {
+      if (this.#pending.get(name)?.next !== next) continue;
+      await this.#write(prev, next);
+    }
+    return this.#pending.size === 0;
+  }
+
+  /** The recorded state, or the transition waiting to be written. */
+  #current(name: string): Read {
+    const pending = this.#pending.get(name);
+    return pending ? { kind: "ok", state: pending.next } : readStateFile(this.paths, name);
   }
 
   /** The recorded state (a pure read). */
@@ -270,7 +303,7 @@ export class StateStore {
     name: string,
     change: (prev: ServiceState) => ServiceState | undefined,
   ): Promise<ServiceState | undefined> {
-    const r = readStateFile(this.paths, name);
+    const r = this.#current(name);
     if (r.kind !== "ok") return Promise.resolve(undefined);
     const next = change(r.state);
     if (!next) return Promise.resolve(r.state);
@@ -282,7 +315,7 @@ export class StateStore {
     to: ServiceStatus,
     build: (prev: ServiceState | undefined) => ServiceState,
   ): Promise<ServiceState> {
-    const r = readStateFile(this.paths, name);
+    const r = this.#current(name);
     const prev = r.kind === "ok" ? r.state : undefined;
     const from: From = prev?.status ?? "none";
     if (!ALLOWED[to].includes(from)) throw new StateTransitionError(name, from, to);
@@ -300,13 +333,30 @@ export class StateStore {
 
   /** Write the state file, then make the PID file agree with it. */
   async #write(prev: ServiceState | undefined, next: ServiceState): Promise<void> {
+    try {
+      await this.#writeFiles(prev, next);
+      if (this.#pending.get(next.name)?.next === next) this.#pending.delete(next.name);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (!this.#onDiskError || !code || !DISK_CODES.has(code)) throw error;
+      const first = this.#pending.get(next.name)?.prev ?? prev;
+      this.#pending.set(next.name, { prev: first, next });
+      this.#onDiskError(error as Error);
+    }
+  }
+
+  async #writeFiles(prev: ServiceState | undefined, next: ServiceState): Promise<void> {
     const text = JSON.stringify(next, null, 2) + "\n";
     await writeCreatingDirs(this.paths, stateFile(this.paths, next.name), text);
     if (next.pid && next.pid !== prev?.pid) {
       await writeCreatingDirs(this.paths, pidFile(this.paths, next.name), `${next.pid}\n`);
     } else if (!next.pid) {
       // Its process is gone: a PID file still naming a pid would be a stale record.
-      rmSync(pidFile(this.paths, next.name), { force: true });
+      try {
+        rmSync(pidFile(this.paths, next.name), { force: true });
+      } catch (error) {
+        throw diskError(error, pidFile(this.paths, next.name));
+      }
     }
   }
 }
@@ -324,6 +374,9 @@ function fresh(state: ServiceState): ServiceState {
 }
 
 const now = () => new Date().toISOString();
+
+/** Errno codes of a disk that refuses writes (see `diskError` in files.ts). */
+const DISK_CODES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM"]);
 
 function stamp(exit: ExitInfo): ServiceState["last_exit"] {
   return { code: exit.code, signal: exit.signal, at: now() };

@@ -9,13 +9,13 @@
  * @module
  */
 import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { request } from "../runtime/ipc.ts";
 import { supervisorCommand } from "../runtime/self.ts";
 import { ProvisioningError } from "../errors.ts";
 import { sleep } from "../sleep.ts";
-import { ensureDirs, statePaths } from "../state/files.ts";
+import { ensureDirs, openAppend, statePaths } from "../state/files.ts";
 import { withHomeLock } from "../state/lock.ts";
 import type { Driver, Handle, Service, StatePaths } from "../types.ts";
 import { type ErrorReply, type Replies, type Request, supervisorFiles } from "./protocol.ts";
@@ -55,7 +55,7 @@ export async function ensureSupervisor(t: SupervisorTarget): Promise<void> {
     if (await askSupervisor(t.paths, { op: "ping" })) return;
     await ensureDirs(t.paths);
     const files = supervisorFiles(t.paths);
-    const out = openSync(files.log, "a", 0o600);
+    const out = openAppend(files.log);
     try {
       const self = supervisorCommand(t.env);
       const child = spawn(self.command, self.args, {

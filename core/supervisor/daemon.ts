@@ -16,8 +16,8 @@
  *
  * @module
  */
-import { appendFile, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { readFileSync } from "node:fs";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { closeSync, readFileSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { chmod } from "node:fs/promises";
 import { type Listener, serve } from "../runtime/ipc.ts";
@@ -25,7 +25,14 @@ import { beat } from "../sleep.ts";
 import { rotateIfLarger } from "../state/rotate.ts";
 import { PluginRegistry } from "../plugins/registry.ts";
 import { isAlive, parseProcStat, processStartTime } from "../process/identity.ts";
-import { ensureDirs, logFile, safeName, statePaths, writeFileAtomic } from "../state/files.ts";
+import {
+  ensureDirs,
+  logFile,
+  openAppend,
+  safeName,
+  statePaths,
+  writeFileAtomic,
+} from "../state/files.ts";
 import { readState, StateStore } from "../state/store.ts";
 import type { StatePaths } from "../types.ts";
 import { type Request, supervisorFiles, type WatchSpec } from "./protocol.ts";
@@ -81,11 +88,23 @@ export class Supervisor implements WatcherHost {
   #stopping = new AbortController();
   #done!: () => void;
   #env: Record<string, string | undefined>;
+  #diskErrorLoggedAt = 0;
+  /** The inode of the socket we listen on (another supervisor's socket is not ours to remove). */
+  #socketIno?: number;
 
   constructor(home: string, env: Record<string, string | undefined> = process.env) {
     this.paths = statePaths(home);
     this.files = supervisorFiles(this.paths);
-    this.store = new StateStore(this.paths, { by: `supervisor ${process.pid}` });
+    // A full or read-only disk must not end supervision: transitions stay in memory and are
+    // written again every tick; the problem is logged once a minute.
+    this.store = new StateStore(this.paths, {
+      by: `supervisor ${process.pid}`,
+      onDiskError: (e) => {
+        if (Date.now() - this.#diskErrorLoggedAt < 60_000) return;
+        this.#diskErrorLoggedAt = Date.now();
+        this.log(`cannot write service state (kept in memory, retried every 10 s): ${e.message}`);
+      },
+    });
     this.#env = env;
   }
 
@@ -98,6 +117,7 @@ export class Supervisor implements WatcherHost {
     await rm(this.files.socket, { force: true });
     this.#server = await serve(this.files.socket, (msg) => this.#handle(msg as Request));
     await chmod(this.files.socket, 0o600);
+    this.#socketIno = statSync(this.files.socket).ino;
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => this.shutdown());
     this.#tickLoop();
     this.log(`supervisor ${process.pid} serving ${this.files.socket}`);
@@ -114,7 +134,9 @@ export class Supervisor implements WatcherHost {
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#compactTimer);
     await this.#server?.close();
-    await rm(this.files.socket, { force: true });
+    // Only our own socket: a supervisor that lost its home must not unlink its successor's.
+    const ino = await stat(this.files.socket).then((s) => s.ino, () => undefined);
+    if (ino !== undefined && ino === this.#socketIno) await rm(this.files.socket, { force: true });
     const owner = await readFile(this.files.pid, "utf8").catch(() => "");
     if (owner.startsWith(`${process.pid} `)) await rm(this.files.pid, { force: true });
     this.log(`supervisor ${process.pid} exiting`);
@@ -127,14 +149,17 @@ export class Supervisor implements WatcherHost {
   }
 
   /** One timestamped line in a service's log (what the supervisor did to it). */
-  async serviceLog(name: string, line: string): Promise<void> {
+  serviceLog(name: string, line: string): Promise<void> {
     this.log(`${name}: ${line}`);
-    await appendFile(
-      logFile(this.paths, name),
-      `--- ${new Date().toISOString()} supervisor: ${line}\n`,
-      { mode: 0o600 },
-    )
-      .catch(() => {});
+    try {
+      const fd = openAppend(logFile(this.paths, name));
+      try {
+        writeSync(fd, `--- ${new Date().toISOString()} supervisor: ${line}\n`);
+      } finally {
+        closeSync(fd);
+      }
+    } catch { /* a log we cannot write is not worth a crash */ }
+    return Promise.resolve();
   }
 
   async #claim(): Promise<boolean> {
@@ -342,7 +367,10 @@ export class Supervisor implements WatcherHost {
     const polled: Polled = { watcher, signal, pid: watcher.pid };
     this.#polled.add(polled);
     signal.addEventListener("abort", () => this.#polled.delete(polled), { once: true });
-    this.#poller ??= setInterval(() => this.#pollTick(), LIVENESS_POLL_MS);
+    this.#poller ??= setInterval(
+      () => this.#pollTick().catch((e) => this.log(`poll: ${(e as Error).message}`)),
+      LIVENESS_POLL_MS,
+    );
   }
 
   async #pollTick(): Promise<void> {
@@ -377,13 +405,18 @@ export class Supervisor implements WatcherHost {
     this.#maybeIdle();
   }
 
-  async homeExists(): Promise<boolean> {
-    return await stat(this.paths.home).then(() => true, () => false);
+  stillOurs(): boolean {
+    try {
+      if (!readFileSync(this.files.pid, "utf8").startsWith(`${process.pid} `)) return false;
+      return statSync(this.files.socket).ino === this.#socketIno;
+    } catch {
+      return false; // the home, its claim or its socket is gone
+    }
   }
 
   /**
    * Every 10 s, on the same shared beat as 10 s health checks (one wake-up for both): is the
-   * home still there, and does a log need rotating.
+   * home still ours (there, claimed by us, our socket), and does a log need rotating.
    */
   async #tickLoop(): Promise<void> {
     const signal = this.#stopping.signal;
@@ -394,7 +427,10 @@ export class Supervisor implements WatcherHost {
   }
 
   async #tick(): Promise<void> {
-    if (!(await this.homeExists())) return void this.shutdown();
+    if (!this.stillOurs()) return void this.shutdown();
+    if (this.store.unwritten && (await this.store.flush())) {
+      this.log("service state written again: the disk takes writes");
+    }
     for (const w of this.#watchers.values()) {
       const logs = w.service.logs;
       if (!logs) continue;

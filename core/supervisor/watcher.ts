@@ -38,8 +38,11 @@ export interface WatcherHost {
   serial<T>(name: string, fn: () => Promise<T>): Promise<T>;
   /** Stop watching (the service failed for good, or the user stopped it). */
   forget(name: string): Promise<void>;
-  /** False once the home is gone: the supervisor then exits. */
-  homeExists(): Promise<boolean>;
+  /**
+   * False once the home is gone or another supervisor has claimed it (the home was deleted
+   * and made anew): this one then exits, and never restarts anything again.
+   */
+  stillOurs(): boolean;
   shutdown(): void;
 }
 
@@ -91,8 +94,8 @@ export class Watcher {
     const ac = this.ac;
     if (handle.exited) {
       handle.exited.then((x) => {
-        if (!ac.signal.aborted) this.exited(handle.pid, x);
-      });
+        if (!ac.signal.aborted) return this.exited(handle.pid, x);
+      }).catch((e) => this.#host.log(`${this.name}: ${(e as Error).message}`));
     } else this.#host.poll(this, ac.signal);
   }
 
@@ -113,7 +116,7 @@ export class Watcher {
   async crashed(why: string, exit?: ExitInfo): Promise<void> {
     const s = this.service.startup;
     const host = this.#host;
-    if (!(await host.homeExists())) return void host.shutdown();
+    if (!host.stillOurs()) return void host.shutdown();
     if (!s.restart_on_failure) {
       await this.#fail(`Crashed: ${why}`, exit);
       await host.serviceLog(this.name, `${why}; restart_on_failure is off`);
@@ -134,7 +137,10 @@ export class Watcher {
     await host.store.backoff(this.name, { message, delayMs: delay, exit });
     await host.serviceLog(this.name, message);
     const ac = this.ac;
-    const timer = setTimeout(() => !ac.signal.aborted && this.restart(), delay);
+    const timer = setTimeout(() => {
+      if (ac.signal.aborted) return;
+      this.restart().catch((e) => host.log(`${this.name}: restart: ${(e as Error).message}`));
+    }, delay);
     ac.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
   }
 
@@ -213,10 +219,11 @@ export class Watcher {
         signal: ac.signal,
         onResult: (r, st) => {
           if (ac.signal.aborted || this.phase !== "running") return;
-          if (st.unhealthy) this.#unhealthy(r.message, st.consecutiveFailures);
+          const log = (e: unknown) => this.#host.log(`${this.name}: ${(e as Error).message}`);
+          if (st.unhealthy) this.#unhealthy(r.message, st.consecutiveFailures).catch(log);
           else if (r.healthy && this.#flagged) {
             this.#flagged = false; // healthy again: the "Unhealthy: ..." message no longer holds
-            this.#host.store.note(this.name, undefined);
+            this.#host.store.note(this.name, undefined).catch(log);
           }
         },
       })

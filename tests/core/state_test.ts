@@ -12,9 +12,9 @@ import {
   ensureDirs,
   safeName,
   statePaths,
-  withLock,
   writeFileAtomic,
 } from "../../core/state/files.ts";
+import { withLock } from "../../core/state/lock.ts";
 import { readPid, readState, StateStore, StateTransitionError } from "../../core/state/store.ts";
 import type { DriverContext, Service, StatePaths } from "../../core/types.ts";
 
@@ -468,7 +468,8 @@ Deno.test("withLock() gives up after waitMs naming the pid that holds the lock",
 /** A separate deno process that takes the lock, says "held", and keeps it until stdin closes. */
 function lockHolder(home: string) {
   const code = `
-    import { statePaths, withLock } from "./core/state/files.ts";
+    import { statePaths } from "./core/state/files.ts";
+    import { withLock } from "./core/state/lock.ts";
     await withLock(statePaths(${JSON.stringify(home)}), "api", async () => {
       console.log("held");
       for await (const _ of process.stdin) { /* wait for EOF */ }
