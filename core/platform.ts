@@ -33,8 +33,11 @@ export interface OpenOptions extends DiscoverOptions {
 /** Health of one service: a check result, or why there is none. */
 export interface HealthReport {
   name: string;
-  /** `healthy`, `unhealthy`, `unknown` (no check) or `not_running`. */
-  state: "healthy" | "unhealthy" | "unknown" | "not_running";
+  /**
+   * `healthy`, `unhealthy`, `unknown` (no check), `not_running` (stopped), or `failed`: it should
+   * run but does not (it failed, or waits to be restarted) — as bad as unhealthy.
+   */
+  state: "healthy" | "unhealthy" | "unknown" | "not_running" | "failed";
   healthy: boolean;
   message: string;
   check_type: string;
@@ -125,6 +128,11 @@ export class Platform {
     const svc = this.service(name);
     const rt = runtime ?? await this.runtime(name);
     const base = { name, check_type: svc.health_check.type, duration_ms: 0 };
+    if (rt.status === "failed" || rt.status === "backoff") {
+      const why = rt.message ?? "its process is gone";
+      const message = rt.status === "backoff" ? `Waiting to restart: ${why}` : why;
+      return { ...base, state: "failed", healthy: false, message };
+    }
     if (rt.status !== "running" && rt.status !== "starting") {
       return { ...base, state: "not_running", healthy: false, message: "Not running" };
     }

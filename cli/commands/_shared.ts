@@ -82,7 +82,7 @@ export async function health(
   return {
     doc: { services: hs, summary },
     text: renderPlatformHealth(hs),
-    exitCode: summary.unhealthy ? ExitCode.failed : ExitCode.ok,
+    exitCode: summary.unhealthy || summary.failed ? ExitCode.failed : ExitCode.ok,
   };
 }
 

@@ -22,6 +22,7 @@ export function renderHealth(h: HealthReport): string {
 /** One line of `platform health`. */
 export function healthLine(h: HealthReport): string {
   if (h.state === "not_running") return `⚪ ${h.name}: Not running`;
+  if (h.state === "failed") return `🔴 ${h.name}: Failed - ${h.message}`;
   if (h.state === "unknown") return `❓ ${h.name}: Unknown - ${h.message}`;
   const icon = h.healthy ? "✅" : "❌";
   return `${icon} ${h.name}: ${
@@ -37,8 +38,8 @@ export function renderPlatformHealth(hs: HealthReport[]): string {
     ...hs.map(healthLine),
     "",
     `Summary: ${s.healthy} healthy, ${s.unhealthy} unhealthy, ${s.not_running} not running${
-      s.unknown ? `, ${s.unknown} without a check` : ""
-    }`,
+      s.failed ? `, ${s.failed} failed` : ""
+    }${s.unknown ? `, ${s.unknown} without a check` : ""}`,
   ].join("\n");
 }
 
@@ -48,6 +49,7 @@ export function healthSummary(hs: HealthReport[]) {
     healthy: hs.filter((h) => h.state === "healthy").length,
     unhealthy: hs.filter((h) => h.state === "unhealthy").length,
     not_running: hs.filter((h) => h.state === "not_running").length,
+    failed: hs.filter((h) => h.state === "failed").length,
     unknown: hs.filter((h) => h.state === "unknown").length,
   };
 }
