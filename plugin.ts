@@ -22,7 +22,13 @@
  *
  * @module
  */
-export { defineCheck, defineDriver, driverConfig, pluginApi } from "./core/plugins/api.ts";
+export {
+  defineCheck,
+  defineDriver,
+  driverConfig,
+  pluginApi,
+  shellLine,
+} from "./core/plugins/api.ts";
 export type { PluginApi, PluginFactory } from "./core/plugins/api.ts";
 export { errorCode, errorMessage, since, startAttempt } from "./core/health/attempt.ts";
 export { ExitCode, ProvisioningError } from "./core/errors.ts";

@@ -8,14 +8,16 @@
  * ```
  *
  * The command runs through dax's cross-platform shell (imported lazily) with the service's
- * environment, output captured quietly. At the timeout the whole process tree is killed,
+ * environment, output captured quietly. `${VAR}` values the registry substitutes into `command`
+ * are shell-quoted where they land (`echo ${X}` runs `echo '<value of X>'`), so an environment
+ * value cannot inject commands; `$VAR` (no braces) is left to the shell. At the timeout the whole process tree is killed,
  * grandchildren included, so a hung check never leaves processes behind.
  *
  * @module
  */
 import { stat } from "node:fs/promises";
 import { z } from "zod";
-import { defineCheck } from "../core/plugins/api.ts";
+import { defineCheck, shellLine } from "../core/plugins/api.ts";
 import type { CheckContext, CheckResult } from "../core/types.ts";
 import { errorMessage, startAttempt } from "../core/health/attempt.ts";
 import { killTagged, newTag, TAG_VARIABLE } from "../core/process/tree.ts";
@@ -26,8 +28,11 @@ const KILL_GRACE_MS = 2_000;
 const MAX_LINE = 200;
 
 const config = z.strictObject({
-  /** Shell command line (dax shell syntax: pipes, `&&`, quoting, env vars). */
-  command: z.string().trim().min(1, "Command must not be empty"),
+  /**
+   * Shell command line (dax shell syntax: pipes, `&&`, quoting, env vars). A shell line: the
+   * registry quotes the `${VAR}` values it substitutes into it.
+   */
+  command: shellLine(z.string().trim().min(1, "Command must not be empty")),
   /** The exit code that counts as healthy. */
   expected_exit_code: z.number().int().min(0).max(255).default(0),
   /** Directory to run in (default: the current one). */

@@ -186,6 +186,12 @@ export interface RuntimeStatus {
    * what `reconcile` would clean up. Reported, not acted on, by a read.
    */
   stale?: boolean;
+  /**
+   * Processes of the service that still run although its main process is gone (the workers of
+   * a crashed master, a daemon its start command forked): not a running service, but not
+   * nothing either. A stop kills them, and so does the next start before it spawns.
+   */
+  leftovers?: number[];
 }
 
 /** One pre-flight result. `ok: false` stops a start. */

@@ -29,7 +29,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
-import { defineDriver, driverConfig } from "../core/plugins/api.ts";
+import { defineDriver, driverConfig, shellLine } from "../core/plugins/api.ts";
 import { logFile } from "../core/state/files.ts";
 import { readState } from "../core/state/store.ts";
 import type {
@@ -44,7 +44,8 @@ import { readLog } from "../core/state/log_tail.ts";
 import { runShell, shellLines, type ShellResult } from "./shell/_run.ts";
 import { shellPreflight } from "./shell/_preflight.ts";
 
-const command = z.string().trim().min(1, "Must be a shell command");
+/** A shell line: `${VAR}` values the registry substitutes into it are quoted (no injection). */
+const command = shellLine(z.string().trim().min(1, "Must be a shell command"));
 
 const config = z.strictObject({
   /** Launches the service and returns (a daemon that forks, `systemctl start x` ...). */

@@ -21,11 +21,15 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { PluginRegistry } from "../core/plugins/registry.ts";
 import {
+  ENV_NAME_RE,
   healthCheckBaseSchema,
   modeTable,
+  pluginsSchema,
   SERVICE_NAME_RE,
   serviceSchema,
 } from "../core/registry/schema.ts";
+import { MAX_NAME_LENGTH } from "../core/names.ts";
+import { registryUses } from "../core/registry/uses.ts";
 
 /** The bundled schema file. */
 export const SCHEMA_FILE = $.path(import.meta.url).resolve("../../config/services.schema.json");
@@ -67,7 +71,12 @@ export async function generateSchema(opts: GenerateSchemaOptions = {}): Promise<
   const healthCheck = z.strictObject(checkShape);
   const service = serviceSchema.extend({ deployment, health_check: healthCheck.optional() });
   const registry = z.strictObject({
-    services: z.record(z.string().regex(SERVICE_NAME_RE), service)
+    plugins: pluginsSchema.extend({
+      override: pluginsSchema.shape.override.describe(
+        "Modes and check types whose <name>.override.* plugin file may replace the plugin",
+      ),
+    }).optional().describe("Which plugin override files are used"),
+    services: z.record(z.string().regex(SERVICE_NAME_RE).max(MAX_NAME_LENGTH), service)
       .describe("One table per service, keyed by its name"),
   });
   const doc = z.toJSONSchema(registry, {
@@ -76,7 +85,10 @@ export async function generateSchema(opts: GenerateSchemaOptions = {}): Promise<
     unrepresentable: "any",
     override(ctx) {
       const s = ctx.jsonSchema as Json;
-      if (ctx.zodSchema === deployment) s.allOf = requires("mode", modes, modeTable);
+      if (ctx.zodSchema === deployment) {
+        s.allOf = requires("mode", modes, modeTable);
+        envNames(s);
+      }
       if (ctx.zodSchema === healthCheck) s.allOf = requires("type", types, (t) => t);
       const checks = (ctx.zodSchema as ZodInternals)._zod?.def?.checks ?? [];
       const regexes = checks.map((c) => c._zod?.def?.pattern).filter((r) => r instanceof RegExp);
@@ -131,6 +143,14 @@ export function caseless(source: string): string {
   return out;
 }
 
+/** The loader's rule for the keys of each mode table's `env` table, as `propertyNames`. */
+function envNames(deployment: Json): void {
+  for (const table of Object.values((deployment.properties ?? {}) as Record<string, Json>)) {
+    const env = (table.properties as Record<string, Json> | undefined)?.env;
+    if (env?.type === "object") env.propertyNames = { type: "string", pattern: ENV_NAME_RE.source };
+  }
+}
+
 /** `if mode == "binary" then the table "binary" is required`, for each name. */
 function requires(key: string, names: string[], table: (n: string) => string): Json[] {
   return names.map((n) => ({
@@ -154,7 +174,12 @@ if (import.meta.main) {
     },
   });
   const out = values.out ? $.path(values.out) : SCHEMA_FILE;
-  const text = await schemaText(values.installed ? { plugins: PluginRegistry.discover() } : {});
+  let plugins: PluginRegistry | undefined;
+  if (values.installed) { // with the override opt-ins of the registry the commands would use
+    plugins = PluginRegistry.discover();
+    plugins.allowOverrides(registryUses().override);
+  }
+  const text = await schemaText(plugins ? { plugins } : {});
   if (values.check) {
     const current = out.existsSync() ? out.readTextSync() : "";
     if (current !== text) {

@@ -42,12 +42,32 @@ export function leaf(parent: Command, spec: string, description: string): Comman
     .option("--json", "print one JSON document (JSON lines when following)");
 }
 
-/** An option parser accepting whole numbers above zero (a usage error otherwise). */
+/**
+ * The range of each numeric flag, with its unit (the README's "Ranges" table): `--interval` of
+ * `monitor` like a health check's interval (at most 24 hours; a huge value would overflow the
+ * timer and check in a loop), `--lines` of `logs` up to 100,000 lines.
+ */
+export const FLAG_RANGES: Record<string, { min: number; max: number; unit?: string }> = {
+  "--interval": { min: 1, max: 86_400, unit: "seconds" },
+  "--lines": { min: 1, max: 100_000, unit: "lines" },
+};
+const DEFAULT_RANGE = { min: 1, max: 1_000_000 };
+
+/**
+ * An option parser accepting whole numbers in the flag's range (`FLAG_RANGES`, else 1 to
+ * 1,000,000); anything else is a usage error (exit 2) saying the range.
+ */
 export const positiveInt = (name: string) => (v: string): number => {
-  if (!/^\d+$/.test(v) || Number(v) <= 0) {
-    throw new UsageError(`Invalid ${name} "${v}": expected a positive whole number`);
+  const r = FLAG_RANGES[name] ?? DEFAULT_RANGE;
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!(n >= r.min && n <= r.max)) {
+    throw new UsageError(
+      `Invalid ${name} ${JSON.stringify(v)}: must be a whole number between ${r.min} and ${r.max}${
+        r.unit ? ` ${r.unit}` : ""
+      }`,
+    );
   }
-  return Number(v);
+  return n;
 };
 
 /** Ctrl+C aborts the returned signal (for --follow, monitor and long starts). */

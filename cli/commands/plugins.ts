@@ -16,8 +16,13 @@ export function pluginsCommand(program: Command, run: Run): Command {
     "every mode and check type, the file providing it, and whether it loads",
   )
     .option("--json", "print one JSON document: [{name, kind, source, file}]")
-    .action(run(async () => {
-      const rows = await listPlugins();
+    .option("--config <file>", "the service registry whose plugin opt-ins apply")
+    .option(
+      "--all",
+      "import and check every plugin found, not only those the registry uses (runs their code)",
+    )
+    .action(run(async (_out, o: { config?: string; all?: boolean }) => {
+      const rows = await listPlugins({ config: o.config, load: o.all ? "all" : "used" });
       return {
         doc: rows,
         text: renderPlugins(rows),

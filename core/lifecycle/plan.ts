@@ -45,7 +45,11 @@ export async function runtimeStatuses(
 ): Promise<Map<string, ServiceStatus>> {
   const list = [...names];
   const rts = await Promise.all(list.map((n) => p.runtime(n)));
-  return new Map(list.map((n, i) => [n, rts[i].status]));
+  // A service whose main process is gone while others of its processes still run is not
+  // running, but a stop has something to end: it counts as stopping.
+  return new Map(
+    list.map((n, i) => [n, rts[i].leftovers?.length ? "stopping" : rts[i].status]),
+  );
 }
 
 const isUp = (s: ServiceStatus | undefined) => s === "running" || s === "starting";

@@ -172,6 +172,9 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
           if (supervised) await unwatch(p, name);
           await driver.stop(svc, p.context()).catch(() => {});
         }
+        // Its main process is gone but some of its processes still run (the worker of a
+        // killed master holding the port): end them before pre-flight looks at the port.
+        if (rt.leftovers?.length) await driver.stop(svc, ctx);
       }
       if (!o.skipPreflight) {
         const findings = await preflight(p, svc, { healthy: o.healthy });
@@ -278,10 +281,15 @@ async function waitReady(
   };
   const died = async (): Promise<Readiness> => {
     const how = exit ?? await recordedExit(p, svc);
+    // The driver may know better: "X forked into the background (pid N) and exited ...".
+    const rt = await driver.status(svc, p.context()).catch(() => undefined);
+    const explained = rt?.leftovers?.length ? rt.message : undefined;
     return {
       ok: false,
       exit: how,
-      message: !how
+      message: explained
+        ? explained
+        : !how
         ? "Exited during startup"
         : how.signal
         ? `Exited during startup: killed by ${how.signal}`

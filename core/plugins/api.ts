@@ -98,6 +98,46 @@ export function driverConfig<C>(driver: Driver<C>, svc: Service): C {
   );
 }
 
+const SHELL_LINES = new WeakSet<object>();
+
+/**
+ * Mark a string field of a plugin's `config` as a shell command line. The registry quotes every
+ * `${VAR}` value it substitutes into such a field for the place it lands in (unquoted, '…' or
+ * "…"), so an environment value is one word of data and never shell syntax. Wrap the whole
+ * field: `command: shellLine(z.string().min(1))`.
+ */
+export function shellLine<T extends z.ZodType>(schema: T): T {
+  SHELL_LINES.add(schema);
+  return schema;
+}
+
+const shellKeysOf = new WeakMap<object, string[]>();
+
+/** The top-level keys of an object schema declared with {@linkcode shellLine}. */
+export function shellLineKeys(config: unknown): string[] {
+  if (!config || typeof config !== "object") return [];
+  let keys = shellKeysOf.get(config);
+  if (!keys) shellKeysOf.set(config, keys = findShellLineKeys(config));
+  return keys;
+}
+
+function findShellLineKeys(config: unknown): string[] {
+  // deno-lint-ignore no-explicit-any
+  const unwrap = (s: any): any => {
+    for (let i = 0; i < 10 && s?._zod?.def && !SHELL_LINES.has(s); i++) {
+      const d = s._zod.def;
+      if (["default", "optional", "nullable", "prefault", "readonly"].includes(d.type)) {
+        s = d.innerType;
+      } else if (d.type === "pipe") s = d.in;
+      else break;
+    }
+    return s;
+  };
+  const shape = unwrap(config)?._zod?.def?.shape;
+  if (!shape || typeof shape !== "object") return [];
+  return Object.keys(shape).filter((k) => SHELL_LINES.has(unwrap(shape[k])));
+}
+
 /** What a plugin factory receives: zod and the helpers, so a plugin file needs no imports. */
 export interface PluginApi {
   /** The zod 4 the registry validates with. */

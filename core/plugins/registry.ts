@@ -8,8 +8,10 @@
  *
  * Directories, in order: bundled, `./plugins`, `$PROVISIONING_HOME/plugins`, then each entry
  * of `PROVISIONING_PLUGIN_PATH` (colon-separated). Two directories offering the same name are a
- * conflict, unless the later file is named `<name>.override.ts` (or `.js`, `.mjs`): then it
- * replaces the earlier one.
+ * conflict, unless the later file is named `<name>.override.ts` (or `.js`, `.mjs`) and the
+ * registry opts in (`[plugins] override = ["<name>"]`, see
+ * {@linkcode PluginRegistry.allowOverrides}): then it replaces the earlier one. An override file
+ * without the opt-in is never imported; the services using that name report it.
  *
  * @module
  */
@@ -19,6 +21,7 @@ import { bundledPaths, listBundled, listDir, type PluginEntry, type PluginKind }
 import { ExitCode, ProvisioningError } from "../errors.ts";
 import { pluginApi } from "./api.ts";
 import { whereFrom } from "../state/files.ts";
+import { registryUses } from "../registry/uses.ts";
 import type { Check, Driver } from "../types.ts";
 
 export type { PluginEntry, PluginKind };
@@ -68,13 +71,20 @@ const WHAT: Record<PluginKind, string> = { driver: "deployment mode", check: "he
 /** Drivers and checks by name; imports each module at most once, on first use. */
 export class PluginRegistry {
   #entries: PluginEntry[];
+  #byKind: Record<PluginKind, { names: string[]; has: Set<string> }>;
   #loaded = new Map<string, Promise<Driver | Check>>();
+  #allowed = new Set<string>();
   #trace?: (line: string) => void;
 
   /** `trace` receives one line per imported plugin module (`PROVISIONING_TRACE_PLUGINS=1`). */
   constructor(entries: PluginEntry[], opts: { trace?: (line: string) => void } = {}) {
     this.#entries = entries;
     this.#trace = opts.trace;
+    const index = (kind: PluginKind) => {
+      const names = [...new Set(entries.filter((e) => e.kind === kind).map((e) => e.name))];
+      return { names: names.sort(), has: new Set(names) };
+    };
+    this.#byKind = { driver: index("driver"), check: index("check") };
   }
 
   /** List every plugin directory (no module is imported). */
@@ -99,11 +109,30 @@ export class PluginRegistry {
 
   /** The available names of a kind, sorted. */
   names(kind: PluginKind): string[] {
-    return [...new Set(this.entries(kind).map((e) => e.name))].sort();
+    return [...this.#byKind[kind].names];
   }
 
   has(kind: PluginKind, name: string): boolean {
-    return this.entries(kind).some((e) => e.name === name);
+    return this.#byKind[kind].has.has(name);
+  }
+
+  /**
+   * The names (modes or check types) whose `<name>.override.*` file may replace the plugin it
+   * overrides: the registry's `[plugins] override`. Replaces the previous list. Without it, an
+   * override file is an error on its users and is never imported.
+   */
+  allowOverrides(names: Iterable<string>): void {
+    const next = new Set(names);
+    for (const key of this.#loaded.keys()) { // a name whose resolution changes is loaded anew
+      const name = key.slice(key.indexOf(":") + 1);
+      if (next.has(name) !== this.#allowed.has(name)) this.#loaded.delete(key);
+    }
+    this.#allowed = next;
+  }
+
+  /** The names the registry allowed to be overridden (see {@linkcode allowOverrides}). */
+  allowedOverrides(): string[] {
+    return [...this.#allowed];
   }
 
   /**
@@ -132,6 +161,18 @@ export class PluginRegistry {
       }
       [overrides, entry] = [entry, next];
     }
+    if (overrides && !this.#allowed.has(name)) {
+      throw new PluginError(
+        `Not using ${kind} plugin "${entry.file}": it would override "${name}" of ` +
+          `"${overrides.file}", and the registry does not allow it`,
+        [entry.file, overrides.file],
+        {
+          hints: [
+            `To use it, add to the registry: [plugins] override = ["${name}"]; else remove the file`,
+          ],
+        },
+      );
+    }
     return { entry, overrides };
   }
 
@@ -151,11 +192,16 @@ export class PluginRegistry {
   }
 
   /**
-   * Every plugin name with the file that serves it; with `load`, each is imported and checked
-   * (a broken one gets `error` instead of failing the list).
+   * Every plugin name with the file that serves it (conflicts and override files the registry
+   * did not allow get `error`, found without importing anything). With `load` (true, or a
+   * predicate choosing which), plugins are imported and checked too: a broken one gets `error`
+   * instead of failing the list.
    */
-  async list(opts: { load?: boolean } = {}): Promise<PluginInfo[]> {
+  async list(
+    opts: { load?: boolean | ((kind: PluginKind, name: string) => boolean) } = {},
+  ): Promise<PluginInfo[]> {
     const rows: PluginInfo[] = [];
+    const load = typeof opts.load === "function" ? opts.load : () => opts.load === true;
     for (const kind of ["driver", "check"] as const) {
       for (const name of this.names(kind)) {
         const candidates = this.entries(kind).filter((e) => e.name === name);
@@ -163,7 +209,9 @@ export class PluginRegistry {
           const { entry, overrides } = this.resolve(kind, name);
           const row: PluginInfo = { name, kind, source: entry.source, file: entry.file };
           if (overrides) row.overrides = overrides.file;
-          if (opts.load) await this.#load(kind, name).catch((e) => (row.error = messageOf(e)));
+          if (load(kind, name)) {
+            await this.#load(kind, name).catch((e) => (row.error = messageOf(e)));
+          }
           rows.push(row);
         } catch (e) {
           const last = candidates.at(-1)!;
@@ -192,9 +240,33 @@ export class PluginRegistry {
   }
 }
 
-/** `PluginRegistry.discover(opts).list({ load: true })`: what `plugins list` prints. */
-export function listPlugins(opts: DiscoverPluginsOptions = {}): Promise<PluginInfo[]> {
-  return PluginRegistry.discover(opts).list({ load: true });
+/** Options of {@linkcode listPlugins}. */
+export interface ListPluginsOptions extends DiscoverPluginsOptions {
+  /**
+   * Which plugins to import and check: `"used"` (default) those the registry uses — the ones
+   * any command on it imports anyway —, `"all"` every one found (this runs their code), or
+   * `"none"`.
+   */
+  load?: "used" | "all" | "none";
+  /** The registry (default: discovered as every command does). */
+  config?: string;
+}
+
+/**
+ * What `plugins list` prints: every plugin found, with the opt-ins of the registry applied. A
+ * read-only listing runs no plugin code the registry does not use: a file that sits in
+ * `./plugins` is listed, not imported.
+ */
+export function listPlugins(opts: ListPluginsOptions = {}): Promise<PluginInfo[]> {
+  const where = whereFrom(opts);
+  const plugins = PluginRegistry.discover(where);
+  const uses = registryUses({ ...where, config: opts.config });
+  plugins.allowOverrides(uses.override);
+  const load = opts.load ?? "used";
+  return plugins.list({
+    load: load === "all" ||
+      (load === "used" && ((kind, name) => uses[kind].includes(name))),
+  });
 }
 
 const SHAPE: Record<PluginKind, string> = {

@@ -9,7 +9,7 @@
  * @module
  */
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { basename } from "node:path";
@@ -23,6 +23,8 @@ const isLinux = process.platform === "linux";
 interface ProcStat {
   comm: string;
   state: string;
+  /** The parent's pid (1, or a subreaper, once the parent died). */
+  ppid: number;
   pgid: number;
   sid: number;
   startTime: string;
@@ -41,6 +43,7 @@ export function parseProcStat(text: string): ProcStat | undefined {
   return {
     comm: text.slice(open + 1, close),
     state: rest[0],
+    ppid: Number(rest[1]),
     pgid: Number(rest[2]),
     sid: Number(rest[3]),
     startTime: rest[19],
@@ -73,6 +76,22 @@ export async function processStartTime(pid: number): Promise<string | undefined>
 }
 
 /**
+ * Whether a process in `state` is dead: exiting (`X`), or a zombie (`Z`) whose threads are all
+ * gone. The main thread of a multi-threaded process turns `Z` the moment it exits, while its
+ * other threads still finish and still hold its files and sockets (a port stays bound): that
+ * process is not dead yet.
+ */
+function isDead(pid: number, state: string): boolean {
+  if (state === "X") return true;
+  if (state !== "Z") return false;
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((t) => t === String(pid));
+  } catch {
+    return true;
+  }
+}
+
+/**
  * Whether `pid` exists and is not a zombie; with `startTime`, also whether it is the very process
  * that had that start time (a reused PID is not alive for this purpose).
  */
@@ -80,7 +99,7 @@ export async function isAlive(pid: number, startTime?: string): Promise<boolean>
   if (!validPid(pid)) return false;
   if (isLinux) {
     const stat = await procStat(pid);
-    if (!stat || stat.state === "Z" || stat.state === "X") return false;
+    if (!stat || isDead(pid, stat.state)) return false;
     return startTime === undefined || stat.startTime === startTime;
   }
   const out = await ps(["-o", "stat=", "-p", String(pid)]);
@@ -99,7 +118,7 @@ export async function groupMembers(pgid: number): Promise<number[]> {
   }
   const pids = await allPids();
   const stats = await Promise.all(pids.map(async (pid) => [pid, await procStat(pid)] as const));
-  return stats.filter(([, s]) => s && s.pgid === pgid && s.state !== "Z" && s.state !== "X")
+  return stats.filter(([pid, s]) => s && s.pgid === pgid && !isDead(pid, s.state))
     .map(([pid]) => pid);
 }
 

@@ -20,8 +20,8 @@ export function unknownKeyMessage(key: string, known: readonly string[]): string
 // deno-lint-ignore no-explicit-any
 type AnySchema = any;
 
-/** Unwrap defaults, optionals and pipes down to an object schema's keys, following `path`. */
-export function schemaKeys(schema: AnySchema, path: readonly PropertyKey[]): string[] {
+/** Unwrap defaults, optionals and pipes down to the schema at `path` (undefined when unknown). */
+export function schemaAt(schema: AnySchema, path: readonly PropertyKey[]): AnySchema {
   let s = schema;
   const unwrap = () => {
     for (let i = 0; i < 10 && s?._zod?.def; i++) {
@@ -41,17 +41,50 @@ export function schemaKeys(schema: AnySchema, path: readonly PropertyKey[]): str
     if (d?.type === "object") s = d.shape[seg as string];
     else if (d?.type === "record") s = d.valueType;
     else if (d?.type === "array") s = d.element;
-    else return [];
+    else return undefined;
     unwrap();
   }
+  return s;
+}
+
+/** The keys of the object schema at `path` (none when it is not an object). */
+export function schemaKeys(schema: AnySchema, path: readonly PropertyKey[]): string[] {
+  const s = schemaAt(schema, path);
   return s?._zod?.def?.type === "object" ? Object.keys(s._zod.def.shape) : [];
+}
+
+/**
+ * A number out of its bounds, said with both bounds when the schema has both: "Must be between
+ * 1 and 65535" rather than zod's "Too small: expected number to be >=1". A message the schema
+ * wrote itself is kept.
+ */
+function rangeMessage(
+  issue: z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall,
+  schema: AnySchema,
+): string {
+  if (issue.origin !== "number" || !/^Too (small|big):/.test(issue.message)) return issue.message;
+  const at = schemaAt(schema, issue.path);
+  const min = at?.minValue, max = at?.maxValue;
+  const inclusive = (at?._zod?.def?.checks ?? []).every((c: AnySchema) =>
+    c?._zod?.def?.inclusive !== false
+  );
+  if (inclusive && Number.isFinite(min) && Number.isFinite(max)) {
+    return `Must be between ${min} and ${max}`;
+  }
+  if (issue.code === "too_small") {
+    return `Must be ${issue.inclusive ? "at least" : "more than"} ${issue.minimum}`;
+  }
+  return `Must be ${issue.inclusive ? "at most" : "less than"} ${issue.maximum}`;
 }
 
 /** zod's type names in TOML's words. */
 const TYPE_NAMES: Record<string, string> = { record: "table", object: "table", int: "integer" };
 
-function message(issue: z.core.$ZodIssue): string {
+function message(issue: z.core.$ZodIssue, schema: AnySchema): string {
   switch (issue.code) {
+    case "too_big":
+    case "too_small":
+      return rangeMessage(issue, schema);
     case "invalid_type": {
       const expected = TYPE_NAMES[issue.expected] ?? issue.expected;
       if (issue.input === undefined) return `Missing required key (expected ${expected})`;
@@ -63,7 +96,7 @@ function message(issue: z.core.$ZodIssue): string {
     case "invalid_union": {
       // The branch that accepted the input's type says what is wrong with its value.
       const specific = issue.errors.flat().find((i) => i.code !== "invalid_type");
-      return specific ? message(specific) : issue.message;
+      return specific ? message(specific, undefined) : issue.message;
     }
     case "invalid_value":
       return `Invalid value: expected one of ${
@@ -99,7 +132,7 @@ export function zodIssues(
       continue;
     }
     const segments = [...base, ...rel];
-    out.push({ path: tomlPath(segments), message: message(issue), segments });
+    out.push({ path: tomlPath(segments), message: message(issue, schema), segments });
   }
   return out;
 }

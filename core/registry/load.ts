@@ -1,33 +1,45 @@
 /**
  * Loading the service registry: a list of small named steps, each testable alone —
- * discover → read → parse → expand variables → validate schema (with defaults) → validate plugin
- * tables → validate graph. Every problem is collected, with its TOML path and line, and reported
- * at once.
+ * discover → read (`_read.ts`) → parse → expand variables → validate schema (with defaults) →
+ * validate plugin tables (`_plugin_tables.ts`) → validate graph. Every problem is collected,
+ * with its TOML path and line, and reported at once.
  *
  * @module
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
-import type { z } from "zod";
 import { type Env, expandTree } from "./_expand.ts";
+import { nameProblem } from "../names.ts";
+import {
+  extraKeys,
+  isPluginTable,
+  type Issue,
+  isUnusable,
+  pluginOverrides,
+  pluginTable,
+  type SegIssue,
+  type ServiceContext,
+} from "./_plugin_tables.ts";
 import { lineOf, locateKeys } from "./_toml_lines.ts";
+import { readRegistryFile } from "./_read.ts";
 import { RegistryError } from "../errors.ts";
 import { Graph } from "../graph/graph.ts";
 import type { PluginRegistry } from "../plugins/registry.ts";
 import { ownFile } from "../runtime/assets.ts";
 import { whereFrom } from "../state/files.ts";
-import { unknownKeyMessage, zodIssues } from "./_zod_issues.ts";
+import { zodIssues } from "./_zod_issues.ts";
 import {
   healthCheckBaseSchema,
   modeTable,
   registrySchema,
-  SERVICE_NAME_RE,
   serviceSchema,
   tomlPath,
 } from "./schema.ts";
 import type { Registry, RegistryIssue, Service } from "../types.ts";
+
+export { MAX_REGISTRY_BYTES, readRegistryFile } from "./_read.ts";
 
 /** The bundled registry shipped with the tool. */
 export const BUNDLED_REGISTRY = ownFile("config/services.toml");
@@ -104,16 +116,9 @@ export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
   const { file, source: how } = discoverRegistry(opts);
   let text = opts.source;
   if (text === undefined) {
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (e) {
-      const reason = (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : String(e);
-      return {
-        names: [],
-        services: [],
-        issues: [{ path: "", message: `Cannot read registry: ${reason}` }],
-      };
-    }
+    const read = readRegistryFile(file);
+    if ("issue" in read) return { names: [], services: [], issues: [read.issue] };
+    text = read.text;
   }
   const parsed = parseRegistryToml(text);
   if (!("data" in parsed)) return { names: [], services: [], issues: [parsed] };
@@ -131,19 +136,20 @@ export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
       return { names: [], services: [], issues };
     }
   }
+  for (const i of pluginOverrides(data.plugins, opts.plugins)) issues.push(at(i, i.segments));
+
   const rawServices = (data.services ?? {}) as Record<string, unknown>;
   const names = Object.keys(rawServices);
   const vars = { ...env, PROVISIONING_REGISTRY_DIR: dirname(file) };
-  for (const i of expandTree(rawServices, vars, ["services"])) {
-    issues.push({
-      ...i,
-      line: parsed.lines.get(i.path) ?? lineOf(parsed.lines, i.path.split(".")),
-    });
+  // Plugin tables are expanded once their plugin is known: it says which keys are shell lines.
+  for (const i of expandTree(rawServices, vars, ["services"], { skip: isPluginTable })) {
+    issues.push(at(i, i.segments));
   }
 
   const services: Service[] = [];
+  const ctx = { plugins: opts.plugins, vars };
   for (const name of names) {
-    const svc = await validateService(name, rawServices[name], opts.plugins);
+    const svc = await validateService(name, rawServices[name], ctx);
     issues.push(...svc.issues.map((i) => at({ ...i, service: name }, i.segments)));
     if (svc.service) services.push(svc.service);
   }
@@ -175,33 +181,19 @@ export async function loadRegistry(opts: LoadOptions): Promise<Registry> {
   return v.registry;
 }
 
-/**
- * `unusable`: the plugin of this service failed to load (import error, malformed, conflict).
- * The service stays in the registry — its use reports the plugin — and the others load.
- */
-type Issue = RegistryIssue & { segments?: (string | number)[]; unusable?: boolean };
-
-const isUnusable = (i: Issue): boolean => i.unusable === true;
-
 /** Step: one `[services.X]` table against the base schema and its plugins' schemas. */
 async function validateService(
   name: string,
   raw: unknown,
-  plugins: PluginRegistry,
-): Promise<{ service?: Service; issues: (RegistryIssue & { segments: (string | number)[] })[] }> {
+  ctx: ServiceContext,
+): Promise<{ service?: Service; issues: SegIssue[] }> {
   const base = ["services", name];
-  const issues: (RegistryIssue & { segments: (string | number)[] })[] = [];
+  const issues: SegIssue[] = [];
   const add = (segments: (string | number)[], message: string) =>
     issues.push({ path: tomlPath(segments), message, segments });
 
-  if (!SERVICE_NAME_RE.test(name) || name.includes("..")) {
-    add(
-      base,
-      `Invalid service name ${
-        JSON.stringify(name)
-      }: use lowercase letters, digits, ".", "_" and "-", starting with a letter or digit`,
-    );
-  }
+  const bad = nameProblem(name);
+  if (bad) add(base, bad);
   const parsed = serviceSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     issues.push(...zodIssues(parsed.error, serviceSchema, base));
@@ -211,13 +203,16 @@ async function validateService(
   if (svc.name !== undefined && svc.name !== name) {
     add([...base, "name"], `Must match the table key "${name}" (got "${svc.name}")`);
   }
+  svc.conflicts.forEach((other, i) => {
+    if (other === name) add([...base, "conflicts", i], `"${name}" cannot conflict with itself`);
+  });
 
   // deployment: `mode` plus the table of that mode.
   const deployment: Record<string, unknown> = { mode: svc.deployment.mode };
   const mode = svc.deployment.mode;
   const dSegs = [...base, "deployment"];
   await pluginTable(
-    plugins,
+    ctx,
     "driver",
     mode,
     svc.deployment,
@@ -237,7 +232,7 @@ async function validateService(
   };
   if (hc.type !== "none") {
     await pluginTable(
-      plugins,
+      ctx,
       "check",
       hc.type,
       hc,
@@ -259,79 +254,4 @@ async function validateService(
       health_check: health as Service["health_check"],
     },
   };
-}
-
-/** Validate the plugin-owned sub-table `table` of `parent` (e.g. deployment.binary). */
-async function pluginTable(
-  plugins: PluginRegistry,
-  kind: "driver" | "check",
-  name: string,
-  parent: Record<string, unknown>,
-  segs: (string | number)[],
-  table: string,
-  issues: (RegistryIssue & { segments: (string | number)[] })[],
-  set: (value: unknown) => void,
-): Promise<void> {
-  const keyName = kind === "driver" ? "mode" : "type";
-  const baseKeys = kind === "driver" ? ["mode"] : Object.keys(healthCheckBaseSchema.shape);
-  if (!plugins.has(kind, name)) {
-    issues.push({
-      path: tomlPath([...segs, keyName]),
-      segments: [...segs, keyName],
-      message: `Unknown ${
-        kind === "driver" ? "deployment mode" : "health check type"
-      } "${name}": available: ${plugins.names(kind).join(", ")}${kind === "check" ? ", none" : ""}`,
-    });
-    return;
-  }
-  extraKeys(
-    parent,
-    [...baseKeys, table],
-    segs,
-    issues,
-    plugins.names(kind).map((n) => kind === "driver" ? modeTable(n) : n),
-  );
-  if (parent[table] === undefined) {
-    issues.push({
-      path: tomlPath([...segs, table]),
-      segments: [...segs, table],
-      message: `Missing table [${tomlPath([...segs, table])}] required by ${keyName} "${name}"`,
-    });
-    return;
-  }
-  let plugin;
-  try {
-    plugin = kind === "driver" ? await plugins.driver(name) : await plugins.check(name);
-  } catch (e) {
-    const issue: Issue = {
-      path: tomlPath([...segs, keyName]),
-      segments: [...segs, keyName],
-      message: (e as Error).message,
-      unusable: (e as Error).name === "PluginError",
-    };
-    issues.push(issue as Issue & { segments: (string | number)[] });
-    if (issue.unusable) set(parent[table]); // kept unvalidated: using the service reports the plugin
-    return;
-  }
-  const r = (plugin.config as z.ZodType).safeParse(parent[table], { reportInput: true });
-  if (r.success) set(r.data);
-  else issues.push(...zodIssues(r.error, plugin.config as z.ZodType, [...segs, table]));
-}
-
-/** Keys of a loose table that are neither known nor tables of other plugins. */
-function extraKeys(
-  obj: Record<string, unknown>,
-  known: string[],
-  segs: (string | number)[],
-  issues: (RegistryIssue & { segments: (string | number)[] })[],
-  otherTables: string[] = [],
-): void {
-  for (const key of Object.keys(obj)) {
-    if (known.includes(key) || otherTables.includes(key)) continue;
-    issues.push({
-      path: tomlPath([...segs, key]),
-      segments: [...segs, key],
-      message: unknownKeyMessage(key, known),
-    });
-  }
 }

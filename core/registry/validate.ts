@@ -44,9 +44,18 @@ export async function validateServices(
   const v = await validateRegistry({ ...opts, env, cwd, plugins });
   const ctx = { paths: statePaths(home), env, cwd };
 
-  const services: ServiceValidation[] = await Promise.all(v.names.map(async (name) => {
-    const errors = v.issues.filter((i) => i.service === name).map((i) => formatIssue(file, i));
-    const svc = v.services.find((s) => s.name === name);
+  // Grouped once: a filter per service is quadratic (28 s for 40,000 services).
+  const byService = new Map<string, string[]>(v.names.map((n) => [n, []]));
+  const general: string[] = [];
+  for (const i of v.issues) {
+    const own = i.service === undefined ? undefined : byService.get(i.service);
+    (own ?? general).push(formatIssue(file, i));
+  }
+  const valid = new Map(v.services.map((s) => [s.name, s]));
+
+  const services: ServiceValidation[] = await mapPooled(v.names, async (name) => {
+    const errors = byService.get(name)!;
+    const svc = valid.get(name);
     let findings: Finding[] = [];
     if (svc && errors.length === 0 && opts.prerequisites !== false) {
       try {
@@ -58,17 +67,35 @@ export async function validateServices(
     }
     errors.push(...findings.filter((f) => !f.ok).map((f) => f.message));
     return { name, valid: errors.length === 0, errors, findings };
-  }));
-  const valid = services.filter((s) => s.valid).length;
+  });
+  const passed = services.filter((s) => s.valid).length;
   return {
     file,
     total: services.length,
-    valid,
-    invalid: services.length - valid,
+    valid: passed,
+    invalid: services.length - passed,
     services,
-    errors: v.issues.filter((i) => !i.service || !v.names.includes(i.service)).map((i) =>
-      formatIssue(file, i)
-    ),
+    errors: general,
     config_invalid: v.issues.length > 0,
   };
+}
+
+/**
+ * How many pre-flights run at once. Tens of thousands of file checks started together are
+ * twice as slow as a few in flight at a time (the runtime's blocking pool is small).
+ */
+const PREFLIGHT_WIDTH = 16;
+
+/** `Promise.all(items.map(fn))` with at most `PREFLIGHT_WIDTH` calls in flight; order kept. */
+async function mapPooled<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PREFLIGHT_WIDTH, items.length) }, worker));
+  return out;
 }

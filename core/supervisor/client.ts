@@ -18,13 +18,26 @@ import { sleep } from "../sleep.ts";
 import { ensureDirs, openAppend, statePaths } from "../state/files.ts";
 import { withHomeLock } from "../state/lock.ts";
 import type { Driver, Handle, Service, StatePaths } from "../types.ts";
-import { type ErrorReply, type Replies, type Request, supervisorFiles } from "./protocol.ts";
+import {
+  type ErrorReply,
+  type Replies,
+  type Request,
+  supervisorFiles,
+  type WatchSpec,
+} from "./protocol.ts";
 
 /** Whose supervisor: the home, the environment services get, and where relative paths resolve. */
 export interface SupervisorTarget {
   paths: StatePaths;
   env: Record<string, string | undefined>;
   cwd: string;
+  /** The registry's plugins, for the overrides it allows (the supervisor loads the same ones). */
+  plugins?: { allowedOverrides(): string[] };
+}
+
+/** What the supervisor keeps of `svc` to watch it. */
+function spec(t: SupervisorTarget, svc: Service): WatchSpec {
+  return { service: svc, env: t.env, cwd: t.cwd, overrides: t.plugins?.allowedOverrides() };
 }
 
 /** Whether a service needs a watcher that outlives the CLI (its driver lets us supervise it). */
@@ -43,8 +56,13 @@ export function needsSupervisor(
 export function askSupervisor<R extends Request>(
   paths: StatePaths,
   msg: R,
+  timeoutMs?: number,
 ): Promise<Replies[R["op"]] | ErrorReply | undefined> {
-  return request(supervisorFiles(paths).socket, msg as unknown as Record<string, unknown>);
+  return request(
+    supervisorFiles(paths).socket,
+    msg as unknown as Record<string, unknown>,
+    timeoutMs,
+  );
 }
 
 /** Start the supervisor of this home unless it runs; resolves once it answers. */
@@ -61,7 +79,13 @@ export async function ensureSupervisor(t: SupervisorTarget): Promise<void> {
       const child = spawn(self.command, self.args, {
         detached: true,
         stdio: ["ignore", out, out],
-        env: { ...t.env, PROVISIONING_HOME: t.paths.home, ...self.env } as Record<string, string>,
+        // A CLI run from inside a service must not hand the supervisor that service's marker:
+        // the service's stop would end the supervisor with it.
+        env: {
+          ...withoutMarker(t.env),
+          PROVISIONING_HOME: t.paths.home,
+          ...self.env,
+        } as Record<string, string>,
       });
       child.on("error", () => {});
       child.unref();
@@ -81,7 +105,9 @@ export async function ensureSupervisor(t: SupervisorTarget): Promise<void> {
 
 /** Start `svc` as a child of the supervisor (so its crash is seen at once). */
 export async function superviseStart(t: SupervisorTarget, svc: Service): Promise<Handle> {
-  const r = await askRunning(t, { op: "start", service: svc, env: t.env, cwd: t.cwd });
+  // A start may wait for its pid_file up to start_timeout.
+  const timeoutMs = svc.startup.start_timeout * 1000 + 30_000;
+  const r = await askRunning(t, { op: "start", ...spec(t, svc) }, timeoutMs);
   if (!r?.ok) {
     throw new ProvisioningError(
       (r as ErrorReply | undefined)?.error ??
@@ -99,18 +125,19 @@ export async function superviseReady(t: SupervisorTarget, svc: Service): Promise
 
 /** Make sure a running service is watched (it may predate the supervisor). */
 export async function superviseAdopt(t: SupervisorTarget, svc: Service): Promise<void> {
-  await askRunning(t, { op: "adopt", service: svc, env: t.env, cwd: t.cwd });
+  await askRunning(t, { op: "adopt", ...spec(t, svc) });
 }
 
 /** Ask the supervisor, starting it first only when none answers (no ping on the hot path). */
 async function askRunning<R extends Request>(
   t: SupervisorTarget,
   msg: R,
+  timeoutMs?: number,
 ): Promise<Replies[R["op"]] | ErrorReply | undefined> {
-  const r = await askSupervisor(t.paths, msg);
+  const r = await askSupervisor(t.paths, msg, timeoutMs);
   if (r) return r;
   await ensureSupervisor(t);
-  return await askSupervisor(t.paths, msg);
+  return await askSupervisor(t.paths, msg, timeoutMs);
 }
 
 /**
@@ -149,4 +176,12 @@ export async function reviveSupervisor(t: SupervisorTarget): Promise<void> {
   if (!watched.some((f) => f.endsWith(".json"))) return;
   if (await askSupervisor(t.paths, { op: "ping" }).catch(() => undefined)) return;
   await ensureSupervisor(t);
+}
+
+/** `env` without the process-tracking marker of a service (`PROVISIONING_SERVICE_ID`). */
+function withoutMarker(
+  env: Record<string, string | undefined>,
+): Record<string, string | undefined> {
+  const { PROVISIONING_SERVICE_ID: _, ...rest } = env;
+  return rest;
 }

@@ -183,11 +183,14 @@ export class Supervisor implements WatcherHost {
     return false;
   }
 
-  plugins(cwd: string): PluginRegistry {
-    let p = this.#plugins.get(cwd);
+  plugins(spec: WatchSpec): PluginRegistry {
+    const overrides = spec.overrides ?? [];
+    const key = `${spec.cwd}\0${overrides.join(",")}`;
+    let p = this.#plugins.get(key);
     if (!p) {
-      p = PluginRegistry.discover({ cwd, home: this.paths.home, env: this.#env });
-      this.#plugins.set(cwd, p);
+      p = PluginRegistry.discover({ cwd: spec.cwd, home: this.paths.home, env: this.#env });
+      p.allowOverrides(overrides);
+      this.#plugins.set(key, p);
     }
     return p;
   }

@@ -13,6 +13,8 @@ export interface WatchSpec {
   env: Record<string, string | undefined>;
   /** The directory the registry's relative paths resolve against. */
   cwd: string;
+  /** Built-in plugins the registry lets plugin files override (`[plugins] override`). */
+  overrides?: string[];
 }
 
 /** Every request, by `op`. */

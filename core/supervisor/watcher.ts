@@ -28,7 +28,8 @@ import type { WatchSpec } from "./protocol.ts";
 export interface WatcherHost {
   paths: StatePaths;
   store: StateStore;
-  plugins(cwd: string): PluginRegistry;
+  /** The plugins a watched service's registry sees (its directory and its override opt-ins). */
+  plugins(spec: WatchSpec): PluginRegistry;
   /** A timestamped line in the service's log and the supervisor's. */
   serviceLog(name: string, line: string): Promise<void>;
   log(line: string): void;
@@ -86,7 +87,7 @@ export class Watcher {
 
   /** Spawn the service as our child and record it; watch for its exit. */
   async spawn(opts: { restart?: boolean } = {}): Promise<void> {
-    const driver = await this.#host.plugins(this.spec.cwd).driver(this.service.deployment.mode);
+    const driver = await this.#host.plugins(this.spec).driver(this.service.deployment.mode);
     const handle = await launch(this.#host.store, driver, this.service, this.#ctx(), opts);
     this.pid = handle.pid;
     this.pidStart = handle.pid_start;
@@ -145,7 +146,7 @@ export class Watcher {
   }
 
   async #fail(message: string, exit?: ExitInfo): Promise<void> {
-    const driver = await this.#host.plugins(this.spec.cwd).driver(this.service.deployment.mode);
+    const driver = await this.#host.plugins(this.spec).driver(this.service.deployment.mode);
     const lines = await lastOutput(driver, this.service, this.#ctx());
     await this.#host.store.failed(this.name, message, { exit, last_log_lines: lines });
     await this.#host.forget(this.name);
@@ -158,6 +159,10 @@ export class Watcher {
     try {
       const current = await host.serial(this.name, async () => {
         if (this.ac.signal.aborted) return false;
+        // What the crashed incarnation left (the workers of a killed master) must be gone before
+        // the new one spawns: else it keeps the port and answers the new one's health check.
+        const driver = await host.plugins(this.spec).driver(svc.deployment.mode);
+        await driver.stop(svc, this.#ctx());
         await this.spawn({ restart: true });
         return true;
       });
@@ -169,7 +174,7 @@ export class Watcher {
     let ok = true;
     let message = "Started (no health check)";
     if (svc.health_check.type !== "none") {
-      const check = await host.plugins(this.spec.cwd).check(svc.health_check.type);
+      const check = await host.plugins(this.spec).check(svc.health_check.type);
       const r = await waitHealthy(
         {
           check,
@@ -193,7 +198,7 @@ export class Watcher {
     }
     if (!ok) {
       this.#renew();
-      const driver = await host.plugins(this.spec.cwd).driver(svc.deployment.mode);
+      const driver = await host.plugins(this.spec).driver(svc.deployment.mode);
       await driver.stop(svc, this.#ctx()).catch(() => {});
       return void this.crashed(`not healthy within start_timeout after restart: ${message}`);
     }
@@ -208,7 +213,7 @@ export class Watcher {
     const svc = this.service;
     if (svc.health_check.type === "none") return;
     const ac = this.ac;
-    this.#host.plugins(this.spec.cwd).check(svc.health_check.type).then((check) =>
+    this.#host.plugins(this.spec).check(svc.health_check.type).then((check) =>
       watch({
         check,
         cfg: svc.health_check[svc.health_check.type],
@@ -240,7 +245,7 @@ export class Watcher {
     }
     await this.#host.serviceLog(this.name, `${why}; restarting`);
     this.#renew();
-    const driver = await this.#host.plugins(this.spec.cwd).driver(svc.deployment.mode);
+    const driver = await this.#host.plugins(this.spec).driver(svc.deployment.mode);
     await driver.stop(svc, this.#ctx()).catch((e) =>
       this.#host.log(`${this.name}: ${(e as Error).message}`)
     );

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { access, constants, stat } from "node:fs/promises";
+import { accessSync, constants, statSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { delimiter, join, resolve } from "node:path";
 import type { DriverContext, Finding } from "../../core/types.ts";
 import { loadEnvFile } from "./_env_file.ts";
@@ -66,7 +67,7 @@ export async function resolveBinary(
   const path = resolve(cwd, cfg.binary_path);
   const kind = await fileKind(path);
   if (kind === "executable") return { path, cwd, check: found(path) };
-  if (kind === "not-executable") return { path, cwd, check: notRunnable(path) };
+  if (kind !== "missing") return { path, cwd, check: notRunnable(path, kind) };
   return {
     path,
     cwd,
@@ -139,21 +140,38 @@ export async function binaryPreflight(
   return (await binaryChecks(cfg, ctx)).map((c) => c.finding);
 }
 
-async function fileKind(path: string): Promise<"executable" | "not-executable" | "missing"> {
-  const info = await stat(path).catch(() => undefined);
-  if (!info) return "missing";
-  if (!info.isFile()) return "not-executable";
-  return await access(path, constants.X_OK).then(
-    () => "executable" as const,
-    () => "not-executable" as const,
-  );
+function fileKind(
+  path: string,
+): Promise<"executable" | "not-executable" | "directory" | "missing"> {
+  // Synchronous: a stat and an access of a local path; validate runs one per service, and
+  // 40,000 async ones cost 1.5 s under Deno.
+  const info = statSync(path, { throwIfNoEntry: false });
+  if (!info) return Promise.resolve("missing");
+  if (!info.isFile()) return Promise.resolve(info.isDirectory() ? "directory" : "not-executable");
+  try {
+    accessSync(path, constants.X_OK);
+    return Promise.resolve("executable");
+  } catch {
+    return Promise.resolve("not-executable");
+  }
 }
 
 function found(path: string): FileCheck {
   return { finding: { ok: true, kind: "prerequisite", message: `Binary found: ${path}` } };
 }
 
-function notRunnable(path: string): FileCheck {
+function notRunnable(path: string, kind = "not-executable"): FileCheck {
+  if (kind === "directory") {
+    return {
+      finding: {
+        ok: false,
+        kind: "prerequisite",
+        message: `Binary is a directory: ${path}`,
+        hint: "Point binary_path at the executable file, not its folder",
+      },
+      problem: `binary "${path}" is a directory`,
+    };
+  }
   return {
     finding: {
       ok: false,

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import command from "../../checks/command.ts";
+import { PluginRegistry } from "../../core/plugins/registry.ts";
+import { validateRegistry } from "../../core/registry/load.ts";
 import { checkContext, pidGone, waitFor } from "./_helpers.ts";
 
 const run = (cfg: Record<string, unknown>, timeoutMs = 10_000, env = {}) =>
@@ -97,4 +100,54 @@ Deno.test("command config applies defaults and rejects empty commands and unknow
   ) {
     assert.equal(command.config.safeParse(input).success, false, JSON.stringify(input));
   }
+});
+
+/** The `command` of `[services.probe.health_check.command]` after the registry expanded it. */
+async function loadedCommand(command: string, env: Record<string, string>): Promise<string> {
+  const plugins = PluginRegistry.discover({ cwd: "/nonexistent", home: "/nonexistent", env: {} });
+  const source = `[services.probe.deployment]\nmode = "binary"\n` +
+    `[services.probe.deployment.binary]\nbinary_path = "/bin/true"\n` +
+    `[services.probe.health_check]\ntype = "command"\n` +
+    `[services.probe.health_check.command]\ncommand = ${JSON.stringify(command)}\n`;
+  const v = await validateRegistry({ source, env, plugins });
+  assert.deepEqual(v.issues, []);
+  const hc = v.registry!.services[0].health_check as { command?: { command: string } };
+  return hc.command!.command;
+}
+
+Deno.test("command check: ${VAR} values are quoted where they land, so they cannot inject commands", async () => {
+  await withTempDir(async (dir) => {
+    const pwned = join(dir, "pwned");
+    const evil = `x'"; touch ${pwned}; echo '$(touch ${pwned})\`touch ${pwned}\` \\`;
+    const out = join(dir, "out");
+    // The same value, unquoted, in '…', in "…", inside $(…), next to literal text.
+    for (
+      const [template, expected] of [
+        ["printf %s ${EVIL} > OUT", evil],
+        ["printf %s '${EVIL}' > OUT", evil],
+        ['printf %s "${EVIL}" > OUT', evil],
+        ['printf %s "pre ${EVIL} post" > OUT', `pre ${evil} post`],
+        ["printf %s 'pre ${EVIL} post' > OUT", `pre ${evil} post`],
+        ["printf %s pre${EVIL}post > OUT", `pre${evil}post`],
+        ['printf %s "$(printf %s ${EVIL})" > OUT', evil],
+        ["printf %s ${EMPTY:-} > OUT", ""],
+        ["printf %s ${NOPE:-a b;c} > OUT", "a b;c"],
+      ]
+    ) {
+      const cmd = await loadedCommand(template.replace("OUT", out), { EVIL: evil, EMPTY: "" });
+      const result = await run({ command: cmd });
+      assert.equal(result.healthy, true, `${template}: ${result.message}`);
+      assert.equal(await readFile(out, "utf8"), expected, template);
+      assert.ok(!existsSync(pwned), `${template} ran the injected command: ${cmd}`);
+    }
+  });
+});
+
+Deno.test("command check: $VAR without braces, $$ and the shell's own syntax are left to the shell", async () => {
+  const cmd = await loadedCommand(
+    '/usr/bin/test "$PROBE" = ok && /usr/bin/test $$PROBE = ok',
+    { PROBE: "no" },
+  );
+  assert.equal(cmd, '/usr/bin/test "$PROBE" = ok && /usr/bin/test $PROBE = ok');
+  assert.equal((await run({ command: cmd }, 10_000, { PROBE: "ok" })).healthy, true);
 });

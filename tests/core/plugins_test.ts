@@ -6,7 +6,12 @@ import { fileURLToPath } from "node:url";
 import { builtins } from "../../core/plugins/builtins.ts";
 import { isPluginFile } from "../../core/plugins/_files.ts";
 import { pluginApi } from "../../core/plugins/api.ts";
-import { pluginDirs, PluginError, PluginRegistry } from "../../core/plugins/registry.ts";
+import {
+  listPlugins,
+  pluginDirs,
+  PluginError,
+  PluginRegistry,
+} from "../../core/plugins/registry.ts";
 import type { Check, Driver } from "../../core/types.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -103,13 +108,14 @@ Deno.test("a later directory offering the same name is a conflict naming both fi
   assert.deepEqual(error.files, [join(a.dir, "checks/ping.js"), join(b.dir, "checks/ping.mjs")]);
 });
 
-Deno.test("a <name>.override file in a later directory replaces the earlier plugin", async () => {
+Deno.test("a <name>.override file in a later directory replaces the earlier plugin when allowed", async () => {
   using a = pluginDir({ "checks/ping.js": checkSource("ping", "from a") });
   using b = pluginDir({ "checks/ping.override.js": checkSource("ping", "from b") });
   const plugins = PluginRegistry.discover({
     ...NOWHERE,
     env: { PROVISIONING_PLUGIN_PATH: `${a.dir}:${b.dir}` },
   });
+  plugins.allowOverrides(["ping"]);
   const ctx = { signal: new AbortController().signal, timeoutMs: 100, service: "s", env: {} };
   assert.equal((await (await plugins.check("ping")).run({}, ctx)).message, "from b");
   const row = (await plugins.list()).find((p) => p.name === "ping")!;
@@ -132,8 +138,62 @@ Deno.test("a user plugin may override a built-in only through an override file",
     ...NOWHERE,
     env: { PROVISIONING_PLUGIN_PATH: over.dir },
   });
+  replaced.allowOverrides(["tcp"]);
   const ctx = { signal: new AbortController().signal, timeoutMs: 100, service: "s", env: {} };
   assert.equal((await (await replaced.check("tcp")).run({}, ctx)).message, "mine");
+});
+
+/** A plugin file that records it was imported (in `globalThis.__imported`), then loads fine. */
+const recordingCheck = (type: string, marker: string) =>
+  `(globalThis.__imported ??= []).push(${JSON.stringify(marker)});\n` + checkSource(type, "over");
+const importedNames = () => (globalThis as { __imported?: string[] }).__imported ?? [];
+
+Deno.test("an override file the registry did not allow is an error and is never imported", async () => {
+  using over = pluginDir({
+    "checks/tcp.override.js": recordingCheck("tcp", "tcp-marker"),
+    "drivers/docker.override.js": recordingCheck("docker", "docker-marker"),
+  });
+  const plugins = PluginRegistry.discover({
+    ...NOWHERE,
+    env: { PROVISIONING_PLUGIN_PATH: over.dir },
+  });
+  await assert.rejects(plugins.check("tcp"), (e: unknown) => {
+    assert.ok(e instanceof PluginError);
+    assert.equal(
+      e.message,
+      `Not using check plugin "${join(over.dir, "checks/tcp.override.js")}": it would ` +
+        `override "tcp" of "checks/tcp.ts", and the registry does not allow it`,
+    );
+    assert.deepEqual(e.hints, [
+      'To use it, add to the registry: [plugins] override = ["tcp"]; else remove the file',
+    ]);
+    return true;
+  });
+  const rows = await plugins.list({ load: true }); // even loading every plugin skips it
+  assert.match(rows.find((r) => r.name === "docker")!.error!, /does not allow it/);
+  assert.deepEqual(importedNames().filter((n) => n.endsWith("-marker")), []);
+  plugins.allowOverrides(["tcp"]);
+  assert.equal((await plugins.check("tcp")).type, "tcp");
+  assert.deepEqual(importedNames().filter((n) => n.endsWith("-marker")), ["tcp-marker"]);
+});
+
+Deno.test("plugins list imports only what the registry uses, with its override opt-ins", async () => {
+  using d = pluginDir({
+    "plugins/checks/tcp.override.js": recordingCheck("tcp", "tcp-list"),
+    "plugins/drivers/evil.js": `(globalThis.__imported ??= []).push("evil-list");\n`,
+    "services.toml": `[plugins]\noverride = ["tcp"]\n[services.a.deployment]\nmode = "binary"\n` +
+      `[services.a.deployment.binary]\nbinary_path = "/bin/true"\n` +
+      `[services.a.health_check]\ntype = "tcp"\n[services.a.health_check.tcp]\nport = 1\n`,
+  });
+  const where = { cwd: d.dir, home: join(d.dir, "home"), env: {} };
+  const rows = await listPlugins({ ...where, config: join(d.dir, "services.toml") });
+  assert.deepEqual(importedNames().filter((n) => n.endsWith("-list")), ["tcp-list"]);
+  const tcp = rows.find((r) => r.name === "tcp")!;
+  assert.equal(tcp.file, join(d.dir, "plugins/checks/tcp.override.js"));
+  assert.equal(tcp.error, undefined);
+  assert.equal(rows.find((r) => r.name === "evil")!.error, undefined); // listed, not run
+  await listPlugins({ ...where, config: join(d.dir, "services.toml"), load: "all" });
+  assert.ok(importedNames().includes("evil-list"), "load: all imports every plugin");
 });
 
 Deno.test("a plugin that throws while imported is an error naming its file", async () => {

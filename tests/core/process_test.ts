@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +16,16 @@ import {
   processStartTime,
   waitGone,
 } from "../../core/process/identity.ts";
+import {
+  cgroup2Mount,
+  cgroupOf,
+  cgroupPids,
+  createCgroup,
+  killCgroup,
+  removeCgroup,
+  spawnInCgroup,
+} from "../../core/process/cgroup.ts";
+import { findTagged, forgetScans, killTagged, tagged, tagOf } from "../../core/process/tree.ts";
 import { until } from "../_until.ts";
 
 /** Start `sh -c script` in its own process group; stdout is piped. */
@@ -48,6 +59,7 @@ function deadPid(): number {
 Deno.test("parseProcStat() reads fields after the last ')' so comm may hold spaces and parens", () => {
   const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
   fields[0] = "S";
+  fields[1] = "776"; // ppid (field 4)
   fields[2] = "777"; // pgrp (field 5)
   fields[3] = "778"; // session (field 6)
   fields[19] = "424242"; // starttime (field 22)
@@ -55,6 +67,7 @@ Deno.test("parseProcStat() reads fields after the last ')' so comm may hold spac
   assert.deepEqual(stat, {
     comm: "a (weird) ) name",
     state: "S",
+    ppid: 776,
     pgid: 777,
     sid: 778,
     startTime: "424242",
@@ -95,6 +108,35 @@ Deno.test("isAlive() counts a zombie as dead", async () => {
   } finally {
     await reap(g);
   }
+});
+
+const PYTHON = spawnSync("python3", ["-c", "import ctypes"]).status === 0;
+
+Deno.test({
+  name: "isAlive() counts a process whose main thread exited while its other threads run as alive",
+  ignore: !PYTHON,
+  fn: async () => {
+    // The main thread calls pthread_exit: it shows as a zombie, but the process (its other
+    // thread, its files and sockets) lives on until the last thread is gone.
+    const g = group(
+      "exec python3 -c 'import threading, time, ctypes, sys\n" +
+        'r, w = __import__("os").pipe()\n' +
+        't = threading.Thread(target=lambda: __import__("os").read(r, 1)); t.start()\n' +
+        'print("ready", flush=True); ctypes.CDLL(None).pthread_exit(None)\'',
+    );
+    try {
+      await until(async () => {
+        const stat = await readFile(`/proc/${g.pid}/stat`, "utf8").catch(() => "");
+        return parseProcStat(stat)?.state === "Z";
+      }, "the main thread to exit");
+      assert.equal(await isAlive(g.pid), true, "its other thread still runs");
+      assert.ok((await groupMembers(g.pid)).includes(g.pid));
+      process.kill(g.pid, "SIGKILL");
+      await until(async () => !(await isAlive(g.pid)), "the whole process to die");
+    } finally {
+      await reap(g);
+    }
+  },
 });
 
 Deno.test("groupMembers() lists the group and killGroup() signals every member", async () => {
@@ -164,4 +206,139 @@ Deno.test("portInUse() and listeningPids() see a port bound on 127.0.0.1", async
   }
   assert.equal(await portInUse(port), false);
   assert.deepEqual(await listeningPids(port), []);
+});
+
+/** Start `sh -c script` in its own group with `extra` in its environment; stdout is piped. */
+function tagged_group(script: string, extra: Record<string, string>) {
+  const child = spawn("/bin/sh", ["-c", script], {
+    detached: true,
+    stdio: ["ignore", "pipe", "ignore"],
+    env: { ...process.env, ...extra },
+  });
+  let out = "";
+  child.stdout!.on("data", (d) => out += d);
+  return { child, pid: child.pid!, out: () => out };
+}
+
+Deno.test("findTagged() finds every descendant carrying a variable, re-parented and setsid'd ones too", async () => {
+  const value = `svc:${process.pid}:${Date.now()}`;
+  // The shell leaves: its children are re-parented; one of them left the session too.
+  const g = tagged_group("sleep 30 & setsid sleep 30 & echo started", { TEST_TRACK: value });
+  const found = () => findTagged(value, { variable: "TEST_TRACK" });
+  try {
+    const stats = async () =>
+      await Promise.all(
+        (await found()).map(async (pid) =>
+          parseProcStat(await readFile(`/proc/${pid}/stat`, "utf8").catch(() => ""))
+        ),
+      );
+    // Both sleeping, the shell gone (they are re-parented), one of them in a session of its own.
+    await until(async () => {
+      const st = await stats();
+      return st.length === 2 && st.every((s) => s?.comm === "sleep" && s.ppid !== g.pid) &&
+        st.some((s) => s!.sid === s!.pgid && s!.pgid !== g.pid);
+    }, "two tagged sleeps, re-parented, one setsid'd");
+    const pids = await found();
+    assert.equal(tagOf(pids[0], "TEST_TRACK"), value);
+    assert.equal(tagOf(pids[0], "TEST_NOT_THERE"), undefined);
+    // By prefix, as the binary driver scans for every incarnation of one service.
+    assert.deepEqual(
+      (await findTagged(value.slice(0, -3), { variable: "TEST_TRACK", prefix: true })).sort(),
+      pids.sort(),
+    );
+    assert.deepEqual(await findTagged(value.slice(0, -3), { variable: "TEST_TRACK" }), []);
+    assert.deepEqual(await findTagged(value), [], "another variable is another tag");
+    const killed = await killTagged(value, { variable: "TEST_TRACK" });
+    assert.deepEqual(killed.sort(), pids.sort());
+    await until(async () => (await found()).length === 0, "the tagged sleeps to die");
+  } finally {
+    await killTagged(value, { variable: "TEST_TRACK" });
+    await reap(g);
+  }
+});
+
+Deno.test("a shared scan drops processes that died since, and forgetScans() drops the scan", async () => {
+  const value = `share:${process.pid}:${Date.now()}`;
+  const query = { variable: "TEST_TRACK", maxAgeMs: 60_000 };
+  const g = tagged_group("exec sleep 30", { TEST_TRACK: value });
+  try {
+    await until(() => tagged(value, { variable: "TEST_TRACK" }).length === 1, "the tagged sleep");
+    forgetScans();
+    assert.deepEqual(tagged(value, query).map((p) => p.pid), [g.pid]);
+    const late = tagged_group("exec sleep 30", { TEST_TRACK: value });
+    try {
+      await until(() => tagged(value, { variable: "TEST_TRACK" }).length === 2, "a second one");
+      assert.deepEqual(tagged(value, query).map((p) => p.pid), [g.pid], "the shared scan");
+      process.kill(g.pid, "SIGKILL");
+      await until(async () => !(await isAlive(g.pid)), "the first to die");
+      assert.deepEqual(tagged(value, query), [], "a dead process leaves the shared scan");
+      forgetScans();
+      assert.deepEqual(tagged(value, query).map((p) => p.pid), [late.pid]);
+    } finally {
+      await reap(late);
+    }
+  } finally {
+    forgetScans();
+    await reap(g);
+  }
+});
+
+/** Whether this machine lets us create cgroups (root on a cgroup2 mount). */
+const CGROUPS = (() => {
+  const m = cgroup2Mount();
+  if (!m) return false;
+  const probe = join(m.path, "provisioning", `probe-${process.pid}`);
+  const ok = createCgroup(probe);
+  if (ok) removeCgroup(probe);
+  return ok;
+})();
+
+Deno.test({
+  name: "spawnInCgroup() starts a child inside a cgroup, and this process is back in its own",
+  ignore: !CGROUPS,
+  fn: async () => {
+    const base = join(cgroup2Mount()!.path, "provisioning", `test-${process.pid}`);
+    const dir = join(base, "home", "svc.service");
+    const own = cgroupOf("self");
+    assert.ok(createCgroup(dir));
+    let g: ReturnType<typeof group> | undefined;
+    try {
+      g = spawnInCgroup(dir, () => group("sleep 30 & setsid sleep 30 & echo started; wait"))!;
+      assert.equal(cgroupOf("self"), own, "back in our own cgroup");
+      assert.equal(cgroupOf(g.pid), dir);
+      await until(() => cgroupPids(dir).length === 3, "the shell and its two children");
+      assert.ok(!cgroupPids(dir).includes(process.pid));
+      const members = cgroupPids(dir);
+      killCgroup(dir);
+      await until(
+        () => readFileSync(join(dir, "cgroup.events"), "utf8").includes("populated 0"),
+        "the cgroup to empty",
+      );
+      for (const pid of members) assert.equal(await isAlive(pid), false, `pid ${pid}`);
+      removeCgroup(dir, base);
+      assert.equal(existsSync(join(base, "home")), false, "empty parents go too, up to the stop");
+      assert.equal(existsSync(base), true);
+    } finally {
+      if (g) await reap(g);
+      removeCgroup(dir, base);
+      removeCgroup(base);
+    }
+  },
+});
+
+Deno.test("createCgroup() is false where no cgroup can be made, and spawnInCgroup() then spawns nothing", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "prov-nocg-"));
+  try {
+    const plain = join(dir, "a", "b.service");
+    assert.equal(createCgroup(plain), false, "a plain directory is no cgroup");
+    assert.equal(existsSync(join(dir, "a")), false, "the directories it made are gone again");
+    let called = false;
+    assert.equal(spawnInCgroup(plain, () => (called = true)), undefined);
+    assert.equal(called, false);
+    await mkdir(join(dir, "c"));
+    assert.deepEqual(cgroupPids(join(dir, "c")), []);
+    assert.deepEqual(cgroupPids(join(dir, "missing")), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -181,4 +181,54 @@ ${marker("needs-bad", dir, 'dependencies = ["bad"]')}`
   const stopped = await stopServices(p, ["good"]);
   assert.equal(stopped.ok, true);
   assert.equal(existsSync(join(r.dir, "good.up")), false);
+});
+
+Deno.test("an override of a built-in is used only when the registry opts in with [plugins] override", async () => {
+  using r = registry(() => "");
+  const dir = join(r.dir, "plugins", "checks");
+  mkdirSync(dir, { recursive: true });
+  // Records that it was imported: without the opt-in it must never run.
+  writeFileSync(
+    join(dir, "tcp.override.js"),
+    `globalThis.__tcpOverrideImported = true;\n` +
+      `export default ({ z, defineCheck }) => defineCheck({ type: "tcp", config: z.object({}).passthrough(), ` +
+      `run: async () => ({ healthy: true, message: "mine", durationMs: 0 }) });\n`,
+  );
+  const services = `
+[services.web.deployment]
+mode = "binary"
+[services.web.deployment.binary]
+binary_path = "/bin/true"
+[services.web.health_check]
+type = "tcp"
+[services.web.health_check.tcp]
+port = 1
+
+[services.worker.deployment]
+mode = "binary"
+[services.worker.deployment.binary]
+binary_path = "/bin/true"
+`;
+  const discover = () => PluginRegistry.discover({ cwd: r.dir, home: r.home, env: {} });
+  const imported = () => (globalThis as { __tcpOverrideImported?: boolean }).__tcpOverrideImported;
+
+  const without = await validateRegistry({ source: services, plugins: discover(), env: {} });
+  assert.ok(without.registry, "the other services still load");
+  assert.deepEqual(without.issues.map((i) => [i.service, i.path]), [
+    ["web", "services.web.health_check.type"],
+  ]);
+  assert.match(
+    without.issues[0].message,
+    /^Not using check plugin ".*tcp\.override\.js": it would override "tcp"/,
+  );
+  assert.equal(imported(), undefined, "the override file was imported without the opt-in");
+
+  const withOptIn = await validateRegistry({
+    source: `[plugins]\noverride = ["tcp"]\n${services}`,
+    plugins: discover(),
+    env: {},
+  });
+  assert.deepEqual(withOptIn.issues, []);
+  assert.equal(imported(), true);
+  assert.deepEqual(withOptIn.registry!.byName.get("web")!.health_check.tcp, { port: 1 });
 });

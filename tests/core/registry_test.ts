@@ -1,17 +1,29 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { expandString } from "../../core/registry/_expand.ts";
+import { expandString, expandValue } from "../../core/registry/_expand.ts";
 import { locateKeys } from "../../core/registry/_toml_lines.ts";
 import { PluginRegistry } from "../../core/plugins/registry.ts";
 import {
   BUNDLED_REGISTRY,
   discoverRegistry,
   loadRegistry,
+  MAX_REGISTRY_BYTES,
+  readRegistryFile,
   validateRegistry,
 } from "../../core/registry/load.ts";
+import { validateServices } from "../../core/registry/validate.ts";
 import { RegistryError } from "../../core/errors.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/registries/", import.meta.url));
@@ -182,4 +194,94 @@ Deno.test("the bundled registry holds the spec's seven services", async () => {
 Deno.test("a missing registry file is one clear issue", async () => {
   const v = await validateRegistry({ config: "/nonexistent/services.toml", env: ENV, plugins });
   assert.deepEqual(v.issues.map((i) => i.message), ["Cannot read registry: no such file"]);
+});
+
+Deno.test("the registry is read only from a regular file of at most 64 MiB", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "prov-read-"));
+  try {
+    const fifo = join(dir, "fifo.toml");
+    execFileSync("mkfifo", [fifo]); // nobody writes it: reading it would block forever
+    const big = join(dir, "big.toml");
+    writeFileSync(big, "");
+    truncateSync(big, MAX_REGISTRY_BYTES + 1); // sparse: costs no disk
+    const cases: [string, string][] = [
+      ["/dev/zero", "Cannot read registry: not a regular file (a character device)"],
+      [fifo, "Cannot read registry: not a regular file (a FIFO)"],
+      [dir, "Cannot read registry: not a regular file (a directory)"],
+      [big, `Cannot read registry: larger than 64 MiB (${MAX_REGISTRY_BYTES + 1} bytes)`],
+    ];
+    for (const [config, message] of cases) {
+      const v = await validateRegistry({ config, env: ENV, plugins });
+      assert.deepEqual(v.issues.map((i) => i.message), [message], config);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("invalid UTF-8 is reported with its line and column, not replaced", () => {
+  const bytes = new TextEncoder().encode('[services.a]\ndescription = "ok é"\nx = "');
+  const file = join(mkdtempSync(join(tmpdir(), "prov-utf8-")), "s.toml");
+  try {
+    for (const bad of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xe0, 0x80, 0x80]]) {
+      writeFileSync(file, new Uint8Array([...bytes, ...bad, 0x22, 0x0a]));
+      const r = readRegistryFile(file);
+      assert.ok("issue" in r, String(bad));
+      assert.equal(r.issue.line, 3, String(bad));
+      assert.equal(r.issue.column, 6, String(bad));
+      assert.match(r.issue.message, /^Invalid UTF-8 \(byte 0x[0-9a-f]{2}\)/);
+    }
+    writeFileSync(file, new Uint8Array([0xef, 0xbb, 0xbf, ...bytes, 0x22, 0x0a])); // a BOM is fine
+    assert.ok("text" in readRegistryFile(file));
+  } finally {
+    rmSync(dirname(file), { recursive: true, force: true });
+  }
+});
+
+Deno.test("expansion reports malformed references and never lets a value escape a shell line", () => {
+  const env = { HOME: "/home/t", X: "a'b" };
+  assert.deepEqual(expandValue("${X", env).errors.length, 1);
+  assert.deepEqual(expandValue("${X:-d}${9}", env).errors.length, 1);
+  assert.equal(expandValue("${NOPE:-~/data}", env).value, "/home/t/data");
+  assert.equal(expandValue("echo ${X}", env, { shell: true }).value, `echo 'a'"'"'b'`);
+  assert.equal(expandValue("~/bin/x", env, { shell: true }).value, "'/home/t'/bin/x");
+  const escaped = expandValue("echo \\${X}", env, { shell: true });
+  assert.deepEqual(escaped.errors, [
+    'A "\\" right before "${X}" would escape the quote around its value: remove the "\\"',
+  ]);
+  assert.equal(expandValue("echo '\\${X}'", env, { shell: true }).errors.length, 0);
+});
+
+Deno.test("validateServices gives each service its own errors and keeps the others apart", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "prov-validate-"));
+  try {
+    const source = `[services.good]
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+[services.bad]
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+startup = { start_timeout = 1e9 }
+[services.folder]
+deployment = { mode = "binary", binary = { binary_path = "${dir}" } }
+[services.dep]
+dependencies = ["nowhere"]
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+`;
+    const config = join(dir, "services.toml");
+    writeFileSync(config, source + "[oops]\n");
+    const report = await validateServices({ config, env: ENV, home: join(dir, "home") });
+    const errors = Object.fromEntries(report.services.map((s) => [s.name, s.errors]));
+    assert.deepEqual(errors.good, []);
+    assert.deepEqual(errors.bad, [
+      `${config}:5: services.bad.startup.start_timeout: Must be between 0.01 and 86400 seconds`,
+    ]);
+    assert.deepEqual(errors.dep.length, 1);
+    assert.match(errors.dep[0], /Unknown dependency "nowhere"/);
+    assert.deepEqual(report.errors, [`${config}:11: oops: Unknown key "oops"`]);
+    writeFileSync(config, source);
+    const r = await validateServices({ config, env: ENV, home: join(dir, "home") });
+    const folder = r.services.find((s) => s.name === "folder")!;
+    assert.deepEqual(folder.errors, [`Binary is a directory: ${dir}`]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -37,6 +37,9 @@ import type {
   StopOptions,
   StopResult,
 } from "../../core/types.ts";
+import { cgroupPids, killCgroup, removeCgroup } from "../../core/process/cgroup.ts";
+import { tagged, tagOf } from "../../core/process/tree.ts";
+import { cgroupPlace, homeId, SERVICE_ID_VARIABLE } from "../../drivers/binary/_track.ts";
 import { until } from "../_until.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -94,7 +97,21 @@ async function withHome(
       } catch { /* gone already */ }
       await waitGone(async () => (await groupMembers(pgid)).length > 0, 5000);
     }
+    await dropCgroups(ctx);
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Kill and remove whatever cgroups the home's services left (a test that failed half-way). */
+async function dropCgroups(ctx: DriverContext): Promise<void> {
+  const place = cgroupPlace(ctx.paths, ctx.env, "x");
+  if (!place) return;
+  const dir = join(place.base, homeId(ctx.paths.home));
+  for (const g of await readdir(dir).catch(() => [] as string[])) {
+    if (!g.endsWith(".service")) continue;
+    killCgroup(join(dir, g));
+    await waitGone(() => Promise.resolve(cgroupPids(join(dir, g)).length > 0), 5000);
+    removeCgroup(join(dir, g), place.base);
   }
 }
 
@@ -176,14 +193,29 @@ Deno.test("binary.start() reports pid, start time, group and log, and writes no 
     const handle = await binaryDriver.start(svc, ctx) as BinaryHandle;
     track(handle.pid);
     assert.equal(handle.pid_start, await processStartTime(handle.pid));
-    assert.deepEqual(handle.data, { pgid: handle.pid, log: join(ctx.paths.logs, "api.log") });
+    const { cgroup, marker, ...data } = handle.data;
+    assert.deepEqual(data, { pgid: handle.pid, log: join(ctx.paths.logs, "api.log") });
+    assert.match(marker, new RegExp(`^${homeId(ctx.paths.home)}:api:[0-9a-f]{12}$`));
+    assert.equal(tagOf(handle.pid, SERVICE_ID_VARIABLE), marker, "the child carries its marker");
+    if (cgroup) assert.equal(cgroup, cgroupPlace(ctx.paths, ctx.env, "api")?.dir);
     const started = Date.parse(handle.started_at ?? "");
     assert.ok(started >= before - 1 && started <= Date.now(), handle.started_at);
     assert.ok(handle.exited instanceof Promise);
     assert.deepEqual(await readdir(ctx.paths.state), [], "the driver records nothing");
     assert.deepEqual(await readdir(ctx.paths.pids), []);
     await until(async () => (await readLog(ctx, "api")).includes("hello from api"), "the log line");
-    // Without a record, status knows of no process.
+    // Without a record, status still finds it by its marker (or cgroup): it runs.
+    assert.deepEqual(await binaryDriver.status(svc, ctx), {
+      status: "running",
+      pid: handle.pid,
+      restarts: 0,
+      message: `Found pid ${handle.pid} of this service without a record`,
+    });
+    // And a stop without a record ends it.
+    assert.deepEqual(await binaryDriver.stop(svc, ctx), {
+      exit: { code: null, signal: "SIGTERM" },
+    });
+    assert.equal(await isAlive(handle.pid), false);
     assert.equal((await binaryDriver.status(svc, ctx)).status, "stopped");
   });
 });
@@ -319,7 +351,11 @@ Deno.test("env and env_file reach the child; env of the table wins over env_file
     );
     const { pid } = await launched(ctx, svc);
     track(pid);
-    await until(async () => (await readLog(ctx, "envy")).includes("|"), "the printed environment");
+    // The child's line, not the banner (which quotes the command, "|" and all).
+    await until(
+      async () => (await readLog(ctx, "envy")).includes("\nctx|"),
+      "the printed environment",
+    );
     const lines = (await readLog(ctx, "envy")).trim().split("\n");
     assert.equal(lines.at(-1), "ctx|file|from-table|single # kept|a\tb|bare value");
     await stopped(ctx, svc);
@@ -348,6 +384,68 @@ Deno.test("binary.stop() ends the service with SIGTERM, writes nothing, and the 
     assert.ok(state?.stopped_at);
     assert.equal(state?.last_exit?.signal, "SIGTERM");
     assert.equal((await binaryDriver.status(svc, ctx)).status, "stopped");
+  });
+});
+
+Deno.test("the service marker in the environment cannot be set by ctx.env or the table", async () => {
+  await withHome(async (ctx, _dir, track) => {
+    ctx.env.PROVISIONING_SERVICE_ID = "forged:api:1";
+    const svc = service("api", {
+      binary_path: "/bin/sleep",
+      args: ["30"],
+      env: { PROVISIONING_SERVICE_ID: "forged:api:2" },
+    });
+    const handle = await launched(ctx, svc);
+    track(handle.pid);
+    assert.equal(tagOf(handle.pid, SERVICE_ID_VARIABLE), handle.data.marker);
+    assert.match(handle.data.marker, new RegExp(`^${homeId(ctx.paths.home)}:api:`));
+    await stopped(ctx, svc);
+  });
+});
+
+Deno.test("where no cgroup can be made, the marker alone tracks the service and its children", async () => {
+  await withHome(async (ctx, dir, track) => {
+    ctx.env.PROVISIONING_CGROUP_ROOT = join(dir, "not-a-cgroup");
+    const svc = service("plain", sh("sleep 300 & setsid sleep 300 & echo forked; wait"));
+    const handle = await launched(ctx, svc);
+    track(handle.pid);
+    assert.equal(handle.data.cgroup, undefined);
+    assert.deepEqual(await readdir(dir).then((e) => e.includes("not-a-cgroup")), false);
+    const marked = () =>
+      tagged(handle.data.marker, { variable: SERVICE_ID_VARIABLE }).map((p) => p.pid);
+    await until(() => marked().length === 3, "the shell and its two children");
+    const children = marked().filter((pid) => pid !== handle.pid);
+    process.kill(handle.pid, "SIGKILL");
+    await waitExit(handle);
+    await stopped(ctx, svc);
+    for (const pid of children) assert.equal(await isAlive(pid), false, `pid ${pid}`);
+  });
+});
+
+Deno.test("binary.stop() sends the shutdown signal once to each process of the service", async () => {
+  await withHome(async (ctx, dir, track) => {
+    // Parent and child each count the SIGTERMs they get (some programs take a second one as
+    // "quit now"), and exit a moment after the first.
+    const script = join(dir, "count.mjs");
+    await writeFile(
+      script,
+      `import { spawn } from "node:child_process";
+let n = 0;
+process.on("SIGTERM", () => { console.log(\`\${process.argv[2]} term \${++n}\`); setTimeout(() => process.exit(0), 300); });
+if (process.argv[2] === "parent") spawn(process.execPath, [process.argv[1], "child"], { stdio: "inherit" });
+console.log(\`\${process.argv[2]} ready\`);
+setInterval(() => {}, 1000);
+`,
+    );
+    const svc = service("count", { binary_path: "node", args: [script, "parent"] });
+    const handle = await launched(ctx, svc);
+    track(handle.pid);
+    await until(async () => (await readLog(ctx, "count")).includes("child ready"), "both ready");
+    await stopped(ctx, svc);
+    const log = await readLog(ctx, "count");
+    assert.match(log, /^parent term 1$/m);
+    assert.match(log, /^child term 1$/m);
+    assert.doesNotMatch(log, /term 2/);
   });
 });
 

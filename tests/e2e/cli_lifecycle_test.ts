@@ -255,7 +255,13 @@ Deno.test("platform status, services list and platform health report running ser
 
   const health = await sb.cli(["platform", "health", "--json"]);
   assert.equal(health.code, 0, health.stdout + health.stderr);
-  assert.deepEqual(json(health).summary, { healthy: 2, unhealthy: 0, not_running: 1, unknown: 1 });
+  assert.deepEqual(json(health).summary, {
+    healthy: 2,
+    unhealthy: 0,
+    not_running: 1,
+    failed: 0,
+    unknown: 1,
+  });
   // The tcp check connects and resets; the service must survive it.
   assert.equal(json(await sb.cli(["services", "status", "cache", "--json"])).health, "healthy");
 });

@@ -4,7 +4,7 @@
  * affect only the services using them, and a user plugin driving a service's lifecycle.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, runCli, tempHome } from "../_cli.ts";
 
@@ -89,7 +89,7 @@ Deno.test("plugins list --json shows bundled and user plugins with their files",
 
 Deno.test("plugins list names a broken plugin's file and exits 2", async () => {
   using t = tempHome();
-  const r = await runCli(["plugins", "list"], {
+  const r = await runCli(["plugins", "list", "--all"], {
     env: { PROVISIONING_HOME: t.home, PROVISIONING_PLUGIN_PATH: BROKEN },
   });
   assert.equal(r.code, 2);
@@ -162,7 +162,11 @@ Deno.test("a user plugin overriding a built-in without saying so is a conflict o
 
   writeFileSync(join(dir, "tcp.override.js"), source);
   rmSync(join(dir, "tcp.js"));
-  const list = await runCli(["plugins", "list", "--json"], { env });
+  // An override is used only when the registry asks for it.
+  const ignored = await runCli(["services", "validate", "--json", "--config", config], { env });
+  assert.equal(ignored.code, 2, ignored.stdout);
+  writeFileSync(config, readFileSync(config, "utf8") + '\n[plugins]\noverride = ["tcp"]\n');
+  const list = await runCli(["plugins", "list", "--json", "--config", config], { env });
   const tcp = JSON.parse(list.stdout).find((p: { name: string }) => p.name === "tcp");
   assert.deepEqual(tcp, {
     name: "tcp",

@@ -1,0 +1,185 @@
+/**
+ * cgroup v2, as systemd uses it to know every process of a unit: a process (and everything it
+ * ever forks, re-parented and `setsid` ones included) stays in its cgroup until root moves it, so
+ * `cgroup.procs` lists all of a service's processes and `cgroup.kill` kills them at once.
+ *
+ * A child is spawned already inside its cgroup: for the moment of the `spawn()` call this process
+ * moves itself into the cgroup (the fork inherits it), then moves back. The move of a whole
+ * process costs tens of microseconds; a child moved after it started could fork before the move.
+ *
+ * Where the machine allows it: Linux with a cgroup2 mount (`/sys/fs/cgroup` on a unified host,
+ * `/sys/fs/cgroup/unified` on a hybrid one) that we may write (root, or a delegated subtree).
+ * Everything here is synchronous: cgroupfs, like procfs, never waits for a disk.
+ *
+ * @module
+ */
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmdirSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
+import process from "node:process";
+
+/** A cgroup2 mount: where it is, and which cgroup of the hierarchy its root is. */
+export interface CgroupMount {
+  /** The mount point (`/sys/fs/cgroup`). */
+  path: string;
+  /** The cgroup the mount shows at its root (`/` unless a container mounted a subtree). */
+  root: string;
+}
+
+let mount: CgroupMount | null | undefined;
+
+/** The cgroup2 mount of this machine (first in `/proc/self/mountinfo`), or undefined. */
+export function cgroup2Mount(): CgroupMount | undefined {
+  if (mount !== undefined) return mount ?? undefined;
+  mount = null;
+  if (process.platform !== "linux") return undefined;
+  let text = "";
+  try {
+    text = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split("\n")) {
+    // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+    const [left, right] = line.split(" - ");
+    if (!right?.startsWith("cgroup2 ")) continue;
+    const fields = left.split(" ");
+    mount = { root: unescape(fields[3]), path: unescape(fields[4]) };
+    break;
+  }
+  return mount ?? undefined;
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal. */
+function unescape(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** The directory of the cgroup `pid` (default: this process) is in, or undefined. */
+export function cgroupOf(pid: number | "self" = "self"): string | undefined {
+  const m = cgroup2Mount();
+  if (!m) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/cgroup`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const line = text.split("\n").find((l) => l.startsWith("0::"));
+  if (!line) return undefined;
+  const path = line.slice(3);
+  if (path.endsWith(" (deleted)")) return undefined;
+  if (m.root === "/") return join(m.path, path);
+  if (path !== m.root && !path.startsWith(`${m.root}/`)) return undefined;
+  return join(m.path, path.slice(m.root.length));
+}
+
+/**
+ * Create the cgroup `dir` (and its parents). True when it exists afterwards and we may move
+ * processes into it; false when the machine does not allow it (no permission, read-only,
+ * not a cgroup2 file system).
+ */
+export function createCgroup(dir: string): boolean {
+  let made: string | undefined;
+  try {
+    made = mkdirSync(dir, { recursive: true });
+    accessSync(join(dir, "cgroup.procs"), constants.W_OK);
+    return true;
+  } catch {
+    // Not a cgroup file system after all: take back the plain directories we made.
+    if (made) removeCgroup(dir, dirname(made));
+    return false;
+  }
+}
+
+/** Write to an interface file of a cgroup, never creating one (`r+`: it must exist). */
+function writeControl(dir: string, file: string, text: string): void {
+  writeFileSync(join(dir, file), text, { flag: "r+" });
+}
+
+/**
+ * Call `spawn` with this process inside the cgroup `dir`, so the child it forks is born there;
+ * move back before returning (also when `spawn` throws). Undefined, without calling `spawn`,
+ * when this process cannot enter `dir` or cannot tell where to return to.
+ */
+export function spawnInCgroup<T>(dir: string, spawn: () => T): T | undefined {
+  const home = cgroupOf("self");
+  if (!home) return undefined;
+  try {
+    writeControl(dir, "cgroup.procs", `${process.pid}\n`);
+  } catch {
+    return undefined;
+  }
+  try {
+    return spawn();
+  } finally {
+    try {
+      writeControl(home, "cgroup.procs", `${process.pid}\n`);
+    } catch {
+      // Our old cgroup refuses us now (removed, or given controllers): never stay in the
+      // service's, whose kill would kill us. The mount's root takes any process.
+      writeControl(cgroup2Mount()!.path, "cgroup.procs", `${process.pid}\n`);
+    }
+  }
+}
+
+/** The live processes of the cgroup `dir` (zombies are not listed); none when it does not exist. */
+export function cgroupPids(dir: string): number[] {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, "cgroup.procs"), "utf8");
+  } catch {
+    return [];
+  }
+  return text.split("\n").filter(Boolean).map(Number).filter((p) => p !== process.pid);
+}
+
+/** Send `signal` to every process of the cgroup `dir`; returns the pids signalled. */
+export function signalCgroup(dir: string, signal: NodeJS.Signals): number[] {
+  const sent: number[] = [];
+  for (const pid of cgroupPids(dir)) {
+    try {
+      process.kill(pid, signal);
+      sent.push(pid);
+    } catch { /* gone meanwhile */ }
+  }
+  return sent;
+}
+
+/**
+ * SIGKILL every process of the cgroup `dir`, those forking at this very moment included
+ * (`cgroup.kill`, Linux 5.14+; older kernels get a SIGKILL per listed process).
+ */
+export function killCgroup(dir: string): void {
+  if (!existsSync(dir)) return;
+  try {
+    writeControl(dir, "cgroup.kill", "1");
+    return;
+  } catch { /* an older kernel */ }
+  signalCgroup(dir, "SIGKILL");
+}
+
+/**
+ * Remove the cgroup `dir` once it is empty, then its empty parents up to (not including)
+ * `stop`. Never throws: a cgroup that still has processes or children stays.
+ */
+export function removeCgroup(dir: string, stop?: string): void {
+  let current = dir;
+  while (true) {
+    try {
+      rmdirSync(current);
+    } catch {
+      return;
+    }
+    const parent = dirname(current);
+    if (!stop || parent === current || parent === stop || !parent.startsWith(`${stop}/`)) return;
+    current = parent;
+  }
+}
