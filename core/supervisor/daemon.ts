@@ -325,6 +325,16 @@ export class Supervisor implements WatcherHost {
     const w = new Watcher(this, spec, phase);
     w.pid = state?.pid;
     w.pidStart = state?.pid_start;
+    if (!w.pid) {
+      // No usable record, but its driver may still find it (by its cgroup or marker).
+      const driver = await this.plugins(spec).driver(spec.service.deployment.mode);
+      const ctx = { paths: this.paths, env: spec.env, cwd: spec.cwd };
+      const rt = await driver.status(spec.service, ctx).catch(() => undefined);
+      if (rt?.status === "running" && rt.pid) {
+        w.pid = rt.pid;
+        w.pidStart = await processStartTime(rt.pid);
+      }
+    }
     w.startedAt = state?.started_at ? Date.parse(state.started_at) : Date.now();
     this.#watchers.set(name, w);
     await writeFileAtomic(join(this.files.watchDir, `${name}.json`), JSON.stringify(spec));
