@@ -49,6 +49,12 @@ import {
   ownerOf,
 } from "./docker/_spec.ts";
 
+/** The host and container port numbers of a mapping such as `127.0.0.1:8080:80/tcp`. */
+function portsOf(mapping: string): number[] {
+  const ports = mapping.replace(/\/\w+$/, "").replace(/^(?:\[[^\]]*\]|\d+(?:\.\d+){3}):/, "");
+  return ports.split(":").map(Number);
+}
+
 /** Schema of `[services.X.deployment.docker]`. */
 export const dockerConfig = z.strictObject({
   image: z.string().min(1, "Must name an image"),
@@ -58,6 +64,9 @@ export const dockerConfig = z.strictObject({
     z.string().regex(
       /^(?:(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(?:\d{1,5}:)?\d{1,5}(?:\/(?:tcp|udp|sctp))?$/,
       'Invalid port mapping: use "HOST:CONTAINER[/udp]"',
+    ).refine(
+      (m) => portsOf(m).every((p) => p >= 1 && p <= 65535),
+      "Ports must be between 1 and 65535",
     ),
   ).default([]),
   volumes: z.array(z.string().min(1)).default([]),
