@@ -13,6 +13,9 @@
  * | `dag`      | 60 services, seeded random DAG, ready 50–300 ms / weighted long path | ≤ 1.15 |
  * | `status`   | `platform status` CLI latency with the demo running (vs `--help`)    | none   |
  * | `checks`   | http check CPU per attempt: its plain-socket request vs `fetch`      | ≤ 0.75 |
+ * | `kubernetes` | rollout complete (API test double) → our `healthy` event, median   | 100 ms |
+ * | `kubernetes-failfast` | a fail-fast reason shown by the double → our `failed` event | ≤ 2 s |
+ * | `kubernetes-list` | `services list` cold start with kubernetes services / binary  | ≤ 1.10 |
  *
  * A missed goal is reported, not an error: the script exits 0 unless a benchmark crashed (1).
  * Every benchmark works in its own temp `PROVISIONING_HOME` on free ports and stops what it
@@ -32,6 +35,11 @@ import { benchRegistry } from "./_bench_registry.ts";
 import { benchStatus } from "./_bench_status.ts";
 import { benchPlugins } from "./bench_plugins.ts";
 import { benchChecks } from "./bench_checks.ts";
+import {
+  benchKubernetesFailFast,
+  benchKubernetesList,
+  benchKubernetesRollout,
+} from "./bench_kubernetes.ts";
 import { benchSupervision } from "./bench_supervision.ts";
 import { type BenchResult, resultLine, running } from "./_bench_util.ts";
 
@@ -91,6 +99,18 @@ export const BENCHMARKS: Record<
   supervision: {
     about: "kill -9 → healthy vs PM2 / no manager (≤ 1.10 / ≤ 1.30); idle cost, 50 services",
     run: (runs) => benchSupervision({ runs }),
+  },
+  kubernetes: {
+    about: "rollout complete (API test double) → healthy event (goal: median ≤ 100 ms)",
+    run: (runs) => benchKubernetesRollout({ runs }),
+  },
+  "kubernetes-failfast": {
+    about: "each fail-fast reason shown by the API test double → failed event (goal: ≤ 2 s)",
+    run: (runs) => benchKubernetesFailFast({ runs }),
+  },
+  "kubernetes-list": {
+    about: "services list cold start, kubernetes services vs binary only (goal: ≤ 1.10)",
+    run: (runs) => benchKubernetesList({ runs }),
   },
 };
 
