@@ -73,6 +73,14 @@ async function startWithin(
     outcomes.set(name, { name, status: "already_running", elapsed_ms: 0 });
     emit({ type: "running", service: name, dependency: !requested.has(name) });
   }
+  // A running service that needs watching is watched, whoever started it (a home made anew
+  // under a running service, a start before the supervisor existed): adopting a service the
+  // supervisor already watches is a no-op.
+  await Promise.all(plan.already_running.map(async (name) => {
+    const svc = p.service(name);
+    const driver = await p.plugins.driver(svc.deployment.mode);
+    if (needsSupervisor(svc, driver, p.env)) await superviseAdopt(p, svc);
+  }));
   await schedule(
     plan.services,
     (n) => p.service(n).dependencies,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { lstatSync } from "node:fs";
+import { lstatSync, renameSync, rmSync } from "node:fs";
 import { ExitCode, ProvisioningError } from "../errors.ts";
 import { createConnection, createServer, type Server } from "node:net";
 
@@ -178,7 +178,13 @@ export function serve(socket: string, handle: Handler): Promise<Listener> {
 }
 
 function serveDeno(deno: typeof Deno, socket: string, handle: Handler): Listener {
-  const listener = deno.listen({ transport: "unix", path: socket });
+  // Deno unlinks a unix listener's path when it closes it, whatever is at that path by then:
+  // the socket of a successor that took over a home made anew. Listen on a path of our own
+  // and move it into place, so closing ours can never remove another supervisor's socket.
+  const own = `${socket}.${process.pid}.listen`;
+  rmSync(own, { force: true });
+  const listener = deno.listen({ transport: "unix", path: own });
+  renameSync(own, socket);
   const conns = new Set<Deno.Conn>();
   const serveConn = async (conn: Deno.Conn) => {
     conns.add(conn);
