@@ -137,6 +137,12 @@ export class Platform {
       return { ...base, state: "not_running", healthy: false, message: "Not running" };
     }
     if (svc.health_check.type === "none") {
+      const driver = await this.plugins.driver(svc.deployment.mode).catch(() => undefined);
+      if (driver?.capabilities?.readiness === "driver" && rt.status === "running") {
+        // Its engine's own readiness (a rollout's available replicas) is its health.
+        const message = rt.message ?? "Ready by its engine's own readiness";
+        return { ...base, state: "healthy", healthy: true, message };
+      }
       return { ...base, state: "unknown", healthy: false, message: "No health check configured" };
     }
     const r: CheckResult = await this.probe(svc);

@@ -235,6 +235,12 @@ export type Ownership = "process" | "container" | "external";
 export interface DriverCapabilities {
   supervision: Supervision;
   owns: Ownership;
+  /**
+   * `driver`: its `start` returns only once the service is ready by the engine's own measure
+   * (a Kubernetes rollout complete), so a service without a health check of ours is healthy,
+   * not "health unknown". Default: readiness is ours to check.
+   */
+  readiness?: "driver";
 }
 
 /** Everything a driver may use besides the service itself. */

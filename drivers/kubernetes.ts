@@ -151,7 +151,8 @@ const kubernetesDriver = defineDriver<KubernetesConfig>({
   mode: "kubernetes",
   config: kubernetesConfig,
   // The cluster restarts crashed pods; the supervisor never does.
-  capabilities: { supervision: "engine", owns: "container" },
+  // The cluster restarts pods; start returns once the rollout is complete (its readiness).
+  capabilities: { supervision: "engine", owns: "container", readiness: "driver" },
   preflight,
   start,
   stop,

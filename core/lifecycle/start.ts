@@ -306,8 +306,11 @@ async function waitReady(
   };
   try {
     if (svc.health_check.type === "none") {
-      if (await isAlive()) return { ok: true, message: "Started (no health check)" };
-      return await died();
+      if (!(await isAlive())) return await died();
+      if (driver.capabilities?.readiness === "driver") {
+        return { ok: true, checked: true, message: "Ready (the engine's own readiness)" };
+      }
+      return { ok: true, message: "Started (no health check)" };
     }
     const check = await p.plugins.check(svc.health_check.type);
     const r = await waitHealthy({

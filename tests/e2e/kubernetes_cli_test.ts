@@ -150,14 +150,13 @@ Deno.test("the spec's kubernetes example runs against the API test double: platf
     started.stdout,
     /✅ Kubernetes API reachable: v1\.30\.4 at https:\/\/127\.0\.0\.1:\d+/,
   );
-  assert.match(
-    started.stdout,
-    /➖ Service orchestrator started \(no health check: health unknown\)/,
-  );
+  // No health check of ours: the rollout's own readiness is its health.
+  assert.match(started.stdout, /✅ Service orchestrator is healthy/);
   const d = c.api.deployment("provisioning", "orchestrator") as Any;
   assert.deepEqual([d.spec.replicas, d.status.availableReplicas], [1, 1], "replicas defaults to 1");
   const st = await c.json(["services", "status", "orchestrator"]);
   assert.deepEqual([st.status, st.deployment_mode, st.pid], ["running", "kubernetes", undefined]);
+  assert.equal(st.health, "healthy", "the rollout's readiness is its health");
   assert.match(st.message, /^Deployment provisioning\/orchestrator: 1\/1 available, revision 1$/);
   const platform = await c.json(["platform", "status"]);
   assert.deepEqual([platform.running, platform.total], [1, 1]);
