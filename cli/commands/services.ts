@@ -135,17 +135,25 @@ export function servicesCommand(program: Command, run: Run): Command {
         }
         const c = await p.operation(op);
         if (!c.all_running && exitCode === ExitCode.ok) exitCode = ExitCode.failed;
+        const missing = c.required.filter((n) => !c.running.includes(n));
         return {
           doc: {
             operation: c.operation,
             required: c.required,
             running: c.running,
+            not_running: missing,
             all_running: c.all_running,
           },
           text: [
             `Operation: ${c.operation}`,
             `Required services: ${c.required.join(", ")}`,
             `All running: ${c.all_running}`,
+            ...(missing.length
+              ? [
+                `Not running: ${missing.join(", ")}`,
+                `Start them: provisioning services check ${op} --start`,
+              ]
+              : []),
           ].join("\n"),
           exitCode,
         };

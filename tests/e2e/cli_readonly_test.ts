@@ -122,13 +122,15 @@ Deno.test("services check reports an operation's services and exits 1 when they 
   assert.equal(r.code, 1);
   assert.equal(
     r.stdout.trim(),
-    "Operation: server\nRequired services: orchestrator\nAll running: false",
+    "Operation: server\nRequired services: orchestrator\nAll running: false\n" +
+      "Not running: orchestrator\nStart them: provisioning services check server --start",
   );
   const j = await runCli(["services", "check", "api", "--json", "--config", BUNDLED], { env });
   assert.deepEqual(JSON.parse(j.stdout), {
     operation: "api",
     required: ["orchestrator", "control-center", "mcp-server", "api-gateway"],
     running: [],
+    not_running: ["orchestrator", "control-center", "mcp-server", "api-gateway"],
     all_running: false,
   });
   const unknown = await runCli(["services", "check", "servr", "--config", BUNDLED], { env });
