@@ -14,6 +14,7 @@ import {
   reviveSupervisor,
   startServices,
   stopServices,
+  UsageError,
   validateServices,
 } from "../../mod.ts";
 import { renderEvent } from "../render/events.ts";
@@ -41,19 +42,29 @@ export function servicesCommand(program: Command, run: Run): Command {
     .action(run(async (_out, o: Common & { running?: boolean; category?: string }) => {
       const p = await open(o);
       await reviveSupervisor(p);
-      let rows = await p.statusAll({ health: false });
-      if (o.category) rows = rows.filter((s) => s.category === o.category);
+      const categories = [...new Set(p.services.map((s) => s.category))];
+      const category = o.category?.toLowerCase();
+      if (category !== undefined && !categories.some((c) => c.toLowerCase() === category)) {
+        throw new UsageError(`Unknown category "${o.category}"`, [
+          `Known categories: ${categories.join(", ")}`,
+        ]);
+      }
+      const names = p.services.filter((s) =>
+        category === undefined || s.category.toLowerCase() === category
+      ).map((s) => s.name);
+      let rows = await p.statusAll({ names });
       if (o.running) rows = rows.filter((s) => s.status === "running");
-      const doc = rows.map((
-        { name, type, category, status, deployment_mode, auto_start, pid },
-      ) => ({
-        name,
-        type,
-        category,
-        status,
-        deployment_mode,
-        auto_start,
-        pid,
+      const doc = rows.map((r) => ({
+        name: r.name,
+        type: r.type,
+        category: r.category,
+        status: r.status,
+        deployment_mode: r.deployment_mode,
+        auto_start: r.auto_start,
+        pid: r.pid ?? null,
+        uptime_s: r.status === "running" ? r.uptime_s ?? null : null,
+        restarts: r.restarts ?? 0,
+        health: r.health,
       }));
       return { doc, text: renderList(rows) };
     }));

@@ -24,15 +24,46 @@ export type StatusRow = StatusReport & { max_restarts?: number };
 export function renderList(
   rows: Pick<
     StatusReport,
-    "name" | "type" | "category" | "status" | "deployment_mode" | "auto_start"
+    | "name"
+    | "type"
+    | "category"
+    | "status"
+    | "deployment_mode"
+    | "auto_start"
+    | "pid"
+    | "uptime_s"
+    | "restarts"
+    | "health"
   >[],
 ): string {
-  const header = ["name", "type", "category", "status", "deployment_mode", "auto_start"];
+  // The spec's columns first, then what `docker compose ps` and `pm2 ls` show.
+  const header = [
+    "name",
+    "type",
+    "category",
+    "status",
+    "deployment_mode",
+    "auto_start",
+    "pid",
+    "uptime",
+    "restarts",
+    "health",
+  ];
+  const up = (s?: number) => s === undefined ? "-" : `${s}s`;
   return columns(
     header,
-    rows.map((
-      r,
-    ) => [r.name, r.type, r.category, r.status, r.deployment_mode, String(r.auto_start)]),
+    rows.map((r) => [
+      r.name,
+      r.type,
+      r.category,
+      r.status,
+      r.deployment_mode,
+      String(r.auto_start),
+      r.pid ? String(r.pid) : "-",
+      r.status === "running" ? up(r.uptime_s) : "-",
+      String(r.restarts ?? 0),
+      r.status === "running" || r.status === "starting" ? r.health : "-",
+    ]),
   );
 }
 

@@ -28,6 +28,10 @@ Deno.test("services list --json lists the seven services, all stopped without st
     status: "stopped",
     deployment_mode: "binary",
     auto_start: true,
+    pid: null,
+    uptime_s: null,
+    restarts: 0,
+    health: "unknown",
   });
   assert.ok(rows.every((x: { status: string }) => x.status === "stopped"));
 });
@@ -39,10 +43,14 @@ Deno.test("services list prints the spec's columns and filters by category", asy
   assert.equal(r.code, 0, r.stderr);
   assert.match(
     r.stdout.split("\n")[0],
-    /^name\s+type\s+category\s+status\s+deployment_mode\s+auto_start$/,
+    /^name\s+type\s+category\s+status\s+deployment_mode\s+auto_start\s+pid\s+uptime\s+restarts\s+health$/,
   );
-  assert.match(r.stdout, /coredns\s+infrastructure\s+dns\s+stopped\s+docker\s+false/);
-  const c = await runCli(["services", "list", "--category", "api", "--json", "--config", BUNDLED], {
+  assert.match(
+    r.stdout,
+    /coredns\s+infrastructure\s+dns\s+stopped\s+docker\s+false\s+-\s+-\s+0\s+-/,
+  );
+  // Categories match whatever their case, as `docker compose ps` matches services.
+  const c = await runCli(["services", "list", "--category", "API", "--json", "--config", BUNDLED], {
     env,
   });
   assert.deepEqual(JSON.parse(c.stdout).map((x: { name: string }) => x.name), [
@@ -53,6 +61,14 @@ Deno.test("services list prints the spec's columns and filters by category", asy
     env,
   });
   assert.deepEqual(JSON.parse(running.stdout), []);
+  const unknown = await runCli(["services", "list", "--category", "apis", "--config", BUNDLED], {
+    env,
+  });
+  assert.equal(unknown.code, 2);
+  assert.match(
+    unknown.stderr,
+    /Unknown category "apis"\n.*Known categories: orchestration, ui, dns, git, registry, api/,
+  );
 });
 
 Deno.test("services dependencies shows dependencies and 'Required by'", async () => {
