@@ -20,7 +20,7 @@
  * @module
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, fchmodSync, openSync, writeSync } from "node:fs";
+import { closeSync, existsSync, writeSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
@@ -31,7 +31,7 @@ import { cgroupPids, removeCgroup, spawnInCgroup } from "../core/process/cgroup.
 import { isAlive, processStartTime, procStat } from "../core/process/identity.ts";
 import { forgetScans, tagOf } from "../core/process/tree.ts";
 import { pause } from "../core/sleep.ts";
-import { ensureDirs, logFile, safeName } from "../core/state/files.ts";
+import { ensureDirs, logFile, openAppend, safeName } from "../core/state/files.ts";
 import { readPid, readState } from "../core/state/store.ts";
 import {
   describeExit,
@@ -141,10 +141,9 @@ async function start(svc: Service, ctx: DriverContext): Promise<BinaryHandle> {
   if (svc.logs) await rotateIfLarger(log, svc.logs.max_size, svc.logs.keep);
   // Synchronous: a local append of one line, on the path of every start (the async FileHandle
   // calls cost several times the CPU under Deno).
-  const out = openSync(log, "a", 0o600);
+  const out = openAppend(log); // never through a symbolic link, only our own regular file
   const note = (line: string) => writeSync(out, `--- ${new Date().toISOString()} ${line}\n`);
   try {
-    fchmodSync(out, 0o600);
     // Whatever is left of an earlier start (the workers of a crashed master, a daemon it
     // forked) goes first: the new one must not find its port taken or its files in use.
     await endLeftovers(svc, ctx, trackingOf(ctx.paths, ctx.env, name, prev), note);

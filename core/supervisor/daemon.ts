@@ -333,6 +333,10 @@ export class Supervisor implements WatcherHost {
       if (rt?.status === "running" && rt.pid) {
         w.pid = rt.pid;
         w.pidStart = await processStartTime(rt.pid);
+        // Record what was found, so its crashes and restarts have a record to move.
+        const mode = spec.service.deployment.mode;
+        await this.store.starting(name, mode, { pid: w.pid, pid_start: w.pidStart });
+        await this.store.running(name);
       }
     }
     w.startedAt = state?.started_at ? Date.parse(state.started_at) : Date.now();

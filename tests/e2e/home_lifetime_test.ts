@@ -37,10 +37,14 @@ Deno.test("a supervisor whose home was deleted and made anew restarts nothing an
   await until(() => isAlive(oldSupervisor).then((a) => !a), "the old supervisor to exit", 10_000);
   let now: number[] = [];
   try {
-    await until(async () => {
-      now = await pidsWithArg(sb.marker("api"));
-      return now.length === 1 && now[0] !== oldService;
-    }, "the new supervisor to restart the service", 10_000);
+    await until(
+      async () => {
+        now = await pidsWithArg(sb.marker("api"));
+        return now.length === 1 && now[0] !== oldService;
+      },
+      "the new supervisor to restart the service",
+      10_000,
+    );
   } catch (e) {
     const log = await Deno.readTextFile(`${sb.home}/run/supervisor.log`).catch(() => "");
     throw new Error(`${(e as Error).message}; pids ${now}\n${log}\n${await sb.log("api")}`);
