@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { realpathSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import process from "node:process";
 import { randomHex } from "../../core/names.ts";
@@ -91,6 +91,47 @@ export function newMarker(paths: StatePaths, name: string): string {
 
 const OFF = new Set(["0", "off", "false", "no"]);
 
+/** The cgroups of one home's services, listed at most every `maxAgeMs` (status of many). */
+const listed = new Map<string, { at: number; names: Set<string> }>();
+
+/**
+ * Whether the cgroup `dir` may exist: one listing of its parent (the home's cgroups) serves
+ * every status read within `maxAgeMs` instead of a failed read per service without one.
+ */
+function cgroupMayExist(dir: string, maxAgeMs: number): boolean {
+  if (maxAgeMs <= 0) return true;
+  const parent = dirname(dir);
+  let l = listed.get(parent);
+  if (!l || performance.now() - l.at > maxAgeMs) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(parent);
+    } catch { /* no cgroup of this home yet */ }
+    l = { at: performance.now(), names: new Set(names) };
+    listed.set(parent, l);
+  }
+  return l.names.has(basename(dir));
+}
+
+const writableCache = new Map<string, boolean>();
+
+/** Whether this process may create cgroups under `base` (its nearest existing ancestor). */
+function writable(base: string): boolean {
+  let known = writableCache.get(base);
+  if (known === undefined) {
+    let dir = base;
+    while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+    try {
+      accessSync(dir, constants.W_OK);
+      known = true;
+    } catch {
+      known = false;
+    }
+    writableCache.set(base, known);
+  }
+  return known;
+}
+
 /** Where the cgroups of this home's services go: `<base>/<home id>/<name>.service`. */
 export interface CgroupPlace {
   base: string;
@@ -125,6 +166,7 @@ export function prepareCgroup(
   name: string,
 ): CgroupPlace | undefined {
   const place = cgroupPlace(paths, env, name, { forStart: true });
+  listed.clear(); // a status read after this start must see its cgroup
   return place && createCgroup(place.dir) ? place : undefined;
 }
 
@@ -159,7 +201,14 @@ export function trackingOf(
     ? { base: dirname(dirname(handle.cgroup)), dir: handle.cgroup }
     : cgroupPlace(paths, env, name);
   const pgid = typeof handle.pgid === "number" ? handle.pgid : state?.pid;
-  const markers = typeof handle.cgroup !== "string";
+  // The marker scan (every process's environment) is needed when the recorded start ran
+  // without a cgroup; with no record of a start, only where starts could run without one
+  // (where this home's starts get cgroups, whatever a start forked is in the cgroup's known
+  // place, record or not).
+  const markers = typeof handle.marker === "string"
+    ? typeof handle.cgroup !== "string"
+    : !(cgroup && !OFF.has((env.PROVISIONING_CGROUPS ?? "").toLowerCase()) &&
+      writable(cgroup.base));
   return { prefix: markerPrefix(paths, name), cgroup, leader, pgid, markers };
 }
 
@@ -192,7 +241,7 @@ export async function trackedProcesses(
   if (leader) add(leader, true);
   // A dying multi-threaded process stays listed until its last thread is gone, its leader
   // already a zombie: that one is dead.
-  if (t.cgroup) {
+  if (t.cgroup && cgroupMayExist(t.cgroup.dir, opts.maxAgeMs ?? 0)) {
     for (const pid of cgroupPids(t.cgroup.dir)) if (await isAlive(pid)) add(pid, true);
   }
   if (t.markers) {
