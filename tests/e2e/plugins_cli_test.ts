@@ -202,3 +202,34 @@ path = "${up}"
   assert.equal(stop.code, 0, stop.stdout + stop.stderr);
   assert.equal(existsSync(up), false);
 });
+
+Deno.test("stop of a service whose driver owns nothing is not_managed: left running, exit 0", async () => {
+  using t = tempHome();
+  const dir = join(t.home, "plugins", "drivers");
+  mkdirSync(dir, { recursive: true });
+  // A driver for something another host runs: it declares that it owns nothing.
+  writeFileSync(
+    join(dir, "elsewhere.js"),
+    `export default ({ z, defineDriver }) => defineDriver({ mode: "elsewhere", ` +
+      `capabilities: { supervision: "none", owns: "external" }, config: z.strictObject({}), ` +
+      `preflight: async () => [], start: async () => ({}), ` +
+      `stop: async () => { throw new Error("stop must not be called"); }, ` +
+      `status: async () => ({ status: "running" }), logs: async function* () {} });\n`,
+  );
+  const config = registry(
+    t.home,
+    `[services.remote-api.deployment]
+mode = "elsewhere"
+elsewhere = {}
+`,
+  );
+  const env = { PROVISIONING_HOME: t.home };
+  const stop = await runCli(["services", "stop", "remote-api", "--config", config], { env });
+  assert.equal(stop.code, 0, stop.stdout + stop.stderr);
+  assert.match(
+    stop.stdout,
+    /➖ remote-api is not managed here: remote-api is not run by this host; left running/,
+  );
+  const j = await runCli(["services", "stop", "remote-api", "--json", "--config", config], { env });
+  assert.equal(JSON.parse(j.stdout).outcomes[0].status, "not_managed");
+});
