@@ -134,6 +134,12 @@ Deno.test({
     assert.deepEqual(await groupMembers(master), []);
     assert.equal(await portInUse(port), false);
     const health = JSON.parse((await sb.cli(["platform", "health", "--json"])).stdout);
-    assert.deepEqual(health.summary, { healthy: 0, unhealthy: 0, not_running: 1, unknown: 0 });
+    assert.deepEqual(health.summary, {
+      healthy: 0,
+      unhealthy: 0,
+      not_running: 1,
+      failed: 0,
+      unknown: 0,
+    });
   },
 });
