@@ -13,12 +13,14 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** It was killed after `timeoutMs` (a hang is a failure, not a stuck suite). */
+  timedOut?: boolean;
 }
 
-/** Run `cli.ts args` to completion. */
+/** Run `cli.ts args` to completion, or kill it after `timeoutMs` when given. */
 export function runCli(
   args: string[],
-  opts: { env?: Record<string, string>; cwd?: string } = {},
+  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(Deno.execPath(), ["run", "-A", "--quiet", CLI, ...args], {
@@ -28,10 +30,18 @@ export function runCli(
     });
     let stdout = "";
     let stderr = "";
+    let timedOut = false;
+    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, opts.timeoutMs);
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr, ...(timer ? { timedOut } : {}) });
+    });
   });
 }
 

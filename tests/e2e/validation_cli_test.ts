@@ -4,39 +4,16 @@
  * and a service named like the supervisor's own lock, which starts like any other.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLI, type CliResult, ROOT, tempHome } from "../_cli.ts";
+import { type CliResult, runCli, tempHome } from "../_cli.ts";
 
-/** `cli.ts args`, killed after `ms` (a hang is a failure, not a stuck suite). */
-function cli(
+/** `cli.ts args`, killed after `ms` (default 30 s). */
+const cli = (
   args: string[],
   opts: { env?: Record<string, string>; cwd?: string; ms?: number } = {},
-): Promise<CliResult & { timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(Deno.execPath(), ["run", "-A", "--quiet", CLI, ...args], {
-      cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, NO_COLOR: "1", ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, opts.ms ?? 30_000);
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr, timedOut });
-    });
-  });
-}
+) => runCli(args, { env: opts.env, cwd: opts.cwd, timeoutMs: opts.ms ?? 30_000 });
 
 /** The one line a refused command prints (stderr, without the ❌). */
 const oneLine = (r: CliResult) => {
