@@ -6,7 +6,15 @@
  *
  * @module
  */
-import { accessSync, constants, statSync } from "node:fs";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  openSync,
+  readSync,
+  statSync,
+} from "node:fs";
 import { stat } from "node:fs/promises";
 import { delimiter, join, resolve } from "node:path";
 import type { DriverContext, Finding } from "../../core/types.ts";
@@ -46,7 +54,7 @@ export async function resolveBinary(
     for (const dir of dirs) {
       const candidate = resolve(cwd, join(dir, cfg.binary_path));
       const kind = await fileKind(candidate);
-      if (kind === "executable") return { path: candidate, cwd, check: found(candidate) };
+      if (kind === "executable") return { path: candidate, cwd, check: runnable(candidate) };
       if (kind === "not-executable") notExecutable ??= candidate;
     }
     if (notExecutable) return { path: notExecutable, cwd, check: notRunnable(notExecutable) };
@@ -66,7 +74,7 @@ export async function resolveBinary(
   }
   const path = resolve(cwd, cfg.binary_path);
   const kind = await fileKind(path);
-  if (kind === "executable") return { path, cwd, check: found(path) };
+  if (kind === "executable") return { path, cwd, check: runnable(path) };
   if (kind !== "missing") return { path, cwd, check: notRunnable(path, kind) };
   return {
     path,
@@ -154,6 +162,38 @@ function fileKind(
   } catch {
     return Promise.resolve("not-executable");
   }
+}
+
+/**
+ * An executable that can run: a script's `#!` interpreter must exist too (a spawn would fail
+ * with a bare ENOENT, and inside an exec wrapper with exit 127).
+ */
+function runnable(path: string): FileCheck {
+  let head = "";
+  try {
+    const fd = openSync(path, "r");
+    try {
+      const buf = new Uint8Array(256);
+      head = new TextDecoder().decode(buf.subarray(0, readSync(fd, buf, 0, 256, 0)));
+    } finally {
+      closeSync(fd);
+    }
+  } catch { /* unreadable: let the spawn say so */ }
+  const interpreter = head.startsWith("#!")
+    ? head.slice(2).split("\n")[0].trim().split(/\s+/)[0]
+    : "";
+  if (interpreter && !existsSync(interpreter)) {
+    return {
+      finding: {
+        ok: false,
+        kind: "prerequisite",
+        message: `Binary cannot run: ${path} needs ${interpreter}, which is missing`,
+        hint: `Install ${interpreter}, or fix the #! line of ${path}`,
+      },
+      problem: `cannot execute "${path}": its interpreter (#! line) or loader is missing`,
+    };
+  }
+  return found(path);
 }
 
 function found(path: string): FileCheck {

@@ -699,7 +699,10 @@ Deno.test("binary.start() explains a script whose interpreter is missing and rec
     // The lifecycle records the failure (with this message); the driver does not.
     assert.equal(await readState(ctx.paths, "broken"), undefined);
     assert.equal(await readPid(ctx.paths, "broken"), undefined);
-    assert.match(await readLog(ctx, "broken"), /cannot execute/);
+    // Found before anything was spawned (pre-flight reads the #! line): nothing was logged.
+    assert.equal(await readLog(ctx, "broken"), "");
+    const findings = await binaryDriver.preflight(svc, ctx);
+    assert.match(findings.find((f) => !f.ok)?.message ?? "", /needs \/nonexistent\/interpreter/);
   });
 });
 
