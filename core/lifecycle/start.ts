@@ -14,6 +14,7 @@ import { withLock } from "../state/lock.ts";
 import { readState } from "../state/store.ts";
 import { sleep } from "../sleep.ts";
 import {
+  askSupervisor,
   needsSupervisor,
   reviveSupervisor,
   superviseAdopt,
@@ -74,13 +75,19 @@ async function startWithin(
     emit({ type: "running", service: name, dependency: !requested.has(name) });
   }
   // A running service that needs watching is watched, whoever started it (a home made anew
-  // under a running service, a start before the supervisor existed): adopting a service the
-  // supervisor already watches is a no-op.
-  await Promise.all(plan.already_running.map(async (name) => {
-    const svc = p.service(name);
-    const driver = await p.plugins.driver(svc.deployment.mode);
-    if (needsSupervisor(svc, driver, p.env)) await superviseAdopt(p, svc);
-  }));
+  // under a running service, a start before the supervisor existed). One ping says what the
+  // supervisor already watches: only the others are adopted (one request each).
+  if (plan.already_running.length) {
+    const ping = await askSupervisor(p.paths, { op: "ping" }).catch(() => undefined);
+    const watching = new Set(ping?.ok ? (ping as { watching: string[] }).watching : []);
+    await Promise.all(
+      plan.already_running.filter((n) => !watching.has(n)).map(async (name) => {
+        const svc = p.service(name);
+        const driver = await p.plugins.driver(svc.deployment.mode);
+        if (needsSupervisor(svc, driver, p.env)) await superviseAdopt(p, svc);
+      }),
+    );
+  }
   await schedule(
     plan.services,
     (n) => p.service(n).dependencies,
