@@ -60,6 +60,12 @@ import {
 } from "./binary/_track.ts";
 import { loadEnvFile } from "./binary/_env_file.ts";
 import { readLog } from "../core/state/log_tail.ts";
+import {
+  drainedLog,
+  endLogWriter,
+  type LogWriter,
+  openLogOutput,
+} from "../core/process/log_writer.ts";
 
 /** Schema of `[services.X.deployment.binary]`. */
 export const binaryConfig = z.strictObject({
@@ -86,7 +92,15 @@ export interface BinaryHandle extends Handle {
    * every process of this start, the cgroup it runs in (where the machine allows one), and the
    * `pid_file` its main pid came from (a daemon that forked).
    */
-  data: { pgid: number; log: string; marker: string; cgroup?: string; pid_file?: string };
+  data: {
+    pgid: number;
+    log: string;
+    marker: string;
+    cgroup?: string;
+    pid_file?: string;
+    /** The process that writes its output into `log` within `[logs]` (`log_writer.ts`). */
+    log_writer?: LogWriter;
+  };
   /**
    * Settles when the child exits while this process is alive (it never rejects), so a
    * same-process caller learns a crash during startup at once. It does not keep the event loop
@@ -147,6 +161,8 @@ async function start(svc: Service, ctx: DriverContext): Promise<BinaryHandle> {
     // Whatever is left of an earlier start (the workers of a crashed master, a daemon it
     // forked) goes first: the new one must not find its port taken or its files in use.
     await endLeftovers(svc, ctx, trackingOf(ctx.paths, ctx.env, name, prev), note);
+    // Its processes are gone, so its writer has read their last bytes and is ending.
+    await endLogWriter(prev?.handle?.log_writer as LogWriter | undefined, log, 200);
     return await spawnService(svc, ctx, { path, cwd, env, cfg, log, out, note });
   } finally {
     closeSync(out);
@@ -173,8 +189,11 @@ async function spawnService(
   env[SERVICE_ID_VARIABLE] = marker;
   let cgroup = prepareCgroup(ctx.paths, ctx.env, name);
   note(`starting ${name}: ${[path, ...cfg.args].join(" ")}`);
+  // Through a writer that keeps the log within [logs]; straight into the file without a bound.
+  const output = svc.logs ? await openLogOutput(ctx.paths, name, log, svc.logs) : undefined;
+  const stdout = output?.fd ?? out;
   const run = () =>
-    spawn(path, cfg.args, { cwd, env, detached: true, stdio: ["ignore", out, out] });
+    spawn(path, cfg.args, { cwd, env, detached: true, stdio: ["ignore", stdout, stdout] });
   // In its cgroup from birth: it cannot fork anything before it is tracked.
   let child = cgroup ? spawnInCgroup(cgroup.dir, run) : undefined;
   if (!child) {
@@ -194,6 +213,8 @@ async function spawnService(
     proc.once("spawn", () => resolve(undefined));
     proc.once("error", resolve);
   });
+  // The child has its copy now; without one (it never ran), the writer reads the end and ends.
+  output?.close();
   if (error) {
     if (cgroup) removeCgroup(cgroup.dir, cgroup.base);
     const message = `Cannot start "${name}": ${spawnProblem(error, path)}`;
@@ -208,6 +229,7 @@ async function spawnService(
     log,
     marker,
     ...(cgroup ? { cgroup: cgroup.dir } : {}),
+    ...(output ? { log_writer: output.writer } : {}),
   };
   // This start's processes only: the marker with its nonce, the cgroup emptied above.
   const mine: Tracking = { prefix: marker, cgroup, pgid: pid, markers: !cgroup };
@@ -417,12 +439,30 @@ const binaryDriver = defineDriver<BinaryConfig>({
   start,
   stop: (svc, ctx, opts) => binaryStop(svc, ctx, opts),
   status: (svc, ctx) => binaryStatus(svc, ctx),
-  logs: (svc, ctx, opts = {}) =>
-    readLog(logFile(ctx.paths, svc.name), {
-      lines: opts.lines ?? 50,
-      follow: opts.follow,
-      signal: opts.signal ?? ctx.signal,
-    }),
+  logs: (svc, ctx, opts = {}) => binaryLogs(svc, ctx, opts),
 });
+
+/**
+ * The service's log, as `tail -n N [-F]`. When the service has ended, its writer gets to write
+ * the last lines first (it ends within milliseconds once the FIFO is closed), so the lines of a
+ * crash are there to read.
+ */
+async function* binaryLogs(
+  svc: Service,
+  ctx: DriverContext,
+  opts: { lines?: number; follow?: boolean; signal?: AbortSignal },
+): AsyncGenerator<string> {
+  const log = logFile(ctx.paths, svc.name);
+  const state = await readState(ctx.paths, svc.name).catch(() => undefined);
+  const writer = state?.handle?.log_writer as LogWriter | undefined;
+  if (writer && !(state?.pid && (await isAlive(state.pid, state.pid_start)))) {
+    await drainedLog(writer, log, 500);
+  }
+  yield* readLog(log, {
+    lines: opts.lines ?? 50,
+    follow: opts.follow,
+    signal: opts.signal ?? ctx.signal,
+  });
+}
 
 export default binaryDriver;

@@ -299,6 +299,21 @@ export class StateStore {
     });
   }
 
+  /**
+   * A driver fact of the live start `pid` changed (its log writer was replaced): `patch` is
+   * merged into its `handle`; the status is unchanged. Nothing when another start runs now.
+   */
+  handle(
+    name: string,
+    pid: number,
+    patch: Record<string, unknown>,
+  ): Promise<ServiceState | undefined> {
+    return this.#note(
+      name,
+      (prev) => prev.pid === pid ? { ...prev, handle: { ...prev.handle, ...patch } } : undefined,
+    );
+  }
+
   #note(
     name: string,
     change: (prev: ServiceState) => ServiceState | undefined,

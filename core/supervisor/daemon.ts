@@ -23,6 +23,12 @@ import { chmod } from "node:fs/promises";
 import { type Listener, serve } from "../runtime/ipc.ts";
 import { beat } from "../sleep.ts";
 import { rotateIfLarger } from "../state/rotate.ts";
+import {
+  type LogBound,
+  type LogWriter,
+  logWriterAlive,
+  respawnLogWriter,
+} from "../process/log_writer.ts";
 import { PluginRegistry } from "../plugins/registry.ts";
 import { isAlive, parseProcStat, processStartTime } from "../process/identity.ts";
 import {
@@ -452,6 +458,7 @@ export class Supervisor implements WatcherHost {
       const logs = w.service.logs;
       if (!logs) continue;
       const file = logFile(this.paths, w.name);
+      if (await this.#logWriterKept(w.name, file, logs)) continue;
       if (await rotateIfLarger(file, logs.max_size, logs.keep).catch(() => false)) {
         await this.serviceLog(
           w.name,
@@ -459,6 +466,23 @@ export class Supervisor implements WatcherHost {
         );
       }
     }
+  }
+
+  /**
+   * Whether a log writer keeps `name`'s log within its bound (then it is not rotated here: a
+   * truncation under the writer would cut its count). A running service whose writer is gone
+   * (killed) gets a new one: the service waits on its full FIFO until then, losing nothing.
+   */
+  async #logWriterKept(name: string, file: string, bound: LogBound): Promise<boolean> {
+    const st = await readState(this.paths, name);
+    const writer = st?.handle?.log_writer as LogWriter | undefined;
+    if (!writer) return false;
+    if (await logWriterAlive(writer, file)) return true;
+    if (st?.status !== "running" || !st.pid || !(await isAlive(st.pid, st.pid_start))) return true;
+    const next = await respawnLogWriter(this.paths, name, file, bound);
+    await this.store.handle(name, st.pid, { log_writer: next });
+    await this.serviceLog(name, `log writer ${writer.pid} was gone: pid ${next.pid} reads on`);
+    return true;
   }
 
   /** Exit once nothing is left to watch (after a short grace for the next request). */

@@ -16,6 +16,8 @@
  */
 import { ProvisioningError } from "../../core/errors.ts";
 import { isAlive, procStat } from "../../core/process/identity.ts";
+import { endLogWriter, type LogWriter } from "../../core/process/log_writer.ts";
+import { logFile } from "../../core/state/files.ts";
 import { readPid, readState } from "../../core/state/store.ts";
 import {
   describeExit,
@@ -96,6 +98,12 @@ export async function binaryStop(
       { hints: ["A process in uninterruptible sleep (D state) dies once its I/O returns"] },
     );
   }
+  // Its writer has the last lines it wrote: in the log before stop returns (then it ends).
+  await endLogWriter(
+    state?.handle?.log_writer as LogWriter | undefined,
+    logFile(ctx.paths, name),
+    1_000,
+  );
   if (r.found.length === 0) return {};
   // How its main process ended: the leader's, or without a record the one child of ours found.
   const main = leader?.pid ?? r.found.find((p) => running.has(p) || exits.has(p)) ?? pid;

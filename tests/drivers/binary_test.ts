@@ -194,7 +194,9 @@ Deno.test("binary.start() reports pid, start time, group and log, and writes no 
     track(handle.pid);
     assert.equal(handle.pid_start, await processStartTime(handle.pid));
     const { cgroup, marker, ...data } = handle.data;
-    assert.deepEqual(data, { pgid: handle.pid, log: join(ctx.paths.logs, "api.log") });
+    const { log_writer, ...rest } = data;
+    assert.deepEqual(rest, { pgid: handle.pid, log: join(ctx.paths.logs, "api.log") });
+    assert.ok(log_writer && log_writer.pid > 0, "its output goes through a log writer");
     assert.match(marker, new RegExp(`^${homeId(ctx.paths.home)}:api:[0-9a-f]{12}$`));
     assert.equal(tagOf(handle.pid, SERVICE_ID_VARIABLE), marker, "the child carries its marker");
     if (cgroup) assert.equal(cgroup, cgroupPlace(ctx.paths, ctx.env, "api")?.dir);
