@@ -10,13 +10,14 @@
  */
 import { Command } from "commander";
 import type { Run } from "./cli/commands/_common.ts";
+import { agentCommand } from "./cli/commands/agent.ts";
 import { platformCommand } from "./cli/commands/platform.ts";
 import { pluginsCommand } from "./cli/commands/plugins.ts";
 import { servicesCommand } from "./cli/commands/services.ts";
 import { supervisorCommand } from "./cli/commands/supervisor.ts";
 import { fail, print } from "./cli/run.ts";
 
-const GROUPS = [platformCommand, servicesCommand, supervisorCommand, pluginsCommand];
+const GROUPS = [platformCommand, servicesCommand, supervisorCommand, pluginsCommand, agentCommand];
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;

@@ -28,8 +28,8 @@
  *
  * @module
  */
-export { Platform } from "./core/platform.ts";
-export type { HealthReport, OpenOptions, StatusReport } from "./core/platform.ts";
+export { listEntry, Platform } from "./core/platform.ts";
+export type { HealthReport, ListEntry, OpenOptions, StatusReport } from "./core/platform.ts";
 export { planStart, planStop } from "./core/lifecycle/plan.ts";
 export type { StartPlan, StopPlan } from "./core/lifecycle/plan.ts";
 export {
@@ -49,6 +49,9 @@ export { Supervisor } from "./core/supervisor/daemon.ts";
 export { reviveSupervisor, stopSupervisor, supervisorStatus } from "./core/supervisor/client.ts";
 export type { SupervisorTarget } from "./core/supervisor/client.ts";
 export type { Replies as SupervisorReplies } from "./core/supervisor/protocol.ts";
+export { AGENT_VERSION, startAgent } from "./core/agent/server.ts";
+export type { Agent, AgentOptions } from "./core/agent/server.ts";
+export { defaultTokenFile, loadToken } from "./core/agent/auth.ts";
 export { validateServices } from "./core/registry/validate.ts";
 export type { ServiceValidation, ValidationReport } from "./core/registry/validate.ts";
 export {

@@ -20,6 +20,7 @@ import type {
   Registry,
   RuntimeStatus,
   Service,
+  ServiceStatus,
   StatePaths,
 } from "./types.ts";
 
@@ -55,6 +56,38 @@ export interface StatusReport extends RuntimeStatus {
   dependencies: string[];
   health: "healthy" | "unhealthy" | "unknown";
   health_message?: string;
+}
+
+/** One row of `services list --json` and of the agent's `GET /v1/services`. */
+export interface ListEntry {
+  name: string;
+  type: string;
+  category: string;
+  status: ServiceStatus;
+  deployment_mode: string;
+  auto_start: boolean;
+  pid: number | null;
+  uptime_s: number | null;
+  restarts: number;
+  health: StatusReport["health"];
+  dependencies: string[];
+}
+
+/** A status report as a list row. */
+export function listEntry(r: StatusReport): ListEntry {
+  return {
+    name: r.name,
+    type: r.type,
+    category: r.category,
+    status: r.status,
+    deployment_mode: r.deployment_mode,
+    auto_start: r.auto_start,
+    pid: r.pid ?? null,
+    uptime_s: r.status === "running" ? r.uptime_s ?? null : null,
+    restarts: r.restarts ?? 0,
+    health: r.health,
+    dependencies: r.dependencies,
+  };
 }
 
 /** A registry, its dependency graph, its plugins and its state directory. */

@@ -50,6 +50,7 @@ export function leaf(parent: Command, spec: string, description: string): Comman
 export const FLAG_RANGES: Record<string, { min: number; max: number; unit?: string }> = {
   "--interval": { min: 1, max: 86_400, unit: "seconds" },
   "--lines": { min: 1, max: 100_000, unit: "lines" },
+  "--max-streams": { min: 1, max: 10_000, unit: "streams" },
 };
 const DEFAULT_RANGE = { min: 1, max: 1_000_000 };
 

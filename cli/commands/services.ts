@@ -8,6 +8,7 @@ import { type Command, Option } from "commander";
 import {
   ensureOperation,
   ExitCode,
+  listEntry,
   monitor,
   readiness,
   restartServices,
@@ -54,18 +55,7 @@ export function servicesCommand(program: Command, run: Run): Command {
       ).map((s) => s.name);
       let rows = await p.statusAll({ names });
       if (o.running) rows = rows.filter((s) => s.status === "running");
-      const doc = rows.map((r) => ({
-        name: r.name,
-        type: r.type,
-        category: r.category,
-        status: r.status,
-        deployment_mode: r.deployment_mode,
-        auto_start: r.auto_start,
-        pid: r.pid ?? null,
-        uptime_s: r.status === "running" ? r.uptime_s ?? null : null,
-        restarts: r.restarts ?? 0,
-        health: r.health,
-      }));
+      const doc = rows.map(listEntry);
       return { doc, text: renderList(rows) };
     }));
   leaf(services, "status [name]", "detailed status of a service (all services without a name)")

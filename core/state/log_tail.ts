@@ -6,7 +6,6 @@
  * @module
  */
 import { type FileHandle, open, stat } from "node:fs/promises";
-import { StringDecoder } from "node:string_decoder";
 import { sleep } from "../sleep.ts";
 
 const CHUNK = 64 * 1024;
@@ -25,40 +24,96 @@ export interface ReadLogOptions {
  * line appended later. A missing file yields nothing (and is waited for when following).
  */
 export async function* readLog(file: string, opts: ReadLogOptions = {}): AsyncGenerator<string> {
-  const { lines = 50, follow = false, signal } = opts;
+  for await (const entry of readLogEntries(file, opts)) yield entry.line;
+}
+
+/**
+ * Where a line of a log ends: the file (its inode) and the byte offset after the line. As text,
+ * `<ino>:<offset>` — the `id` of a log event, which {@linkcode readLogEntries} resumes after.
+ */
+export interface LogPosition {
+  ino: number;
+  offset: number;
+}
+
+/** One line of a log and where it ends. */
+export interface LogEntry extends LogPosition {
+  line: string;
+}
+
+/** Options of {@linkcode readLogEntries}. */
+export interface ReadLogEntriesOptions extends ReadLogOptions {
+  /**
+   * Go on after this line instead of the last `lines` (SSE's `Last-Event-ID`): in the file now,
+   * or in `<file>.1` when it has been rotated since (its rest first). Older: the last `lines`.
+   */
+  after?: LogPosition;
+}
+
+/** `readLog` with the position of every line, resuming after a position across a rotation. */
+export async function* readLogEntries(
+  file: string,
+  opts: ReadLogEntriesOptions = {},
+): AsyncGenerator<LogEntry> {
+  const { lines = 50, follow = false, signal, after } = opts;
   let handle = await open(file, "r").catch(() => undefined);
   try {
     let pos = 0;
-    if (handle) {
+    let ino = handle ? (await handle.stat()).ino : 0;
+    if (handle && after && after.ino === ino) {
+      pos = after.offset;
+    } else if (after && (await stat(`${file}.1`).catch(() => undefined))?.ino === after.ino) {
+      // Rotated since: what it wrote after that line into the old file, then the new file.
+      const old = await open(`${file}.1`, "r");
+      try {
+        yield* completeLines(old, after.ino, after.offset, Infinity);
+      } finally {
+        await old.close();
+      }
+    } else if (handle) {
       const tail = await lastLines(handle, lines, follow);
       pos = tail.end;
-      yield* tail.lines;
+      let end = tail.end;
+      // `raw` runs last line first; that one lacks its newline when not terminated.
+      const entries = tail.raw.map((raw, i) => {
+        const e = { line: stripCr(raw), ino, offset: end };
+        end -= Buffer.byteLength(raw) + (i === 0 && !tail.terminated ? 0 : 1);
+        return e;
+      });
+      yield* entries.reverse();
     }
     if (!follow) return;
-    let decoder = new StringDecoder("utf8");
-    let pending = "";
+    let pending = Buffer.alloc(0);
     let delay = 10;
     while (!signal?.aborted) {
       if (!handle) {
         handle = await open(file, "r").catch(() => undefined);
         pos = 0;
+        ino = handle ? (await handle.stat()).ino : 0;
       }
       let grew = false;
       if (handle) {
         if ((await handle.stat()).size < pos) pos = 0; // truncated in place
         for (let chunk; (chunk = await readFrom(handle, pos)).length;) {
-          pos += chunk.length;
           grew = true;
-          const parts = (pending + decoder.write(chunk)).split("\n");
-          pending = parts.pop()!;
-          for (const line of parts) yield stripCr(line);
+          const buf = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+          const base = pos - pending.length;
+          pos += chunk.length;
+          let from = 0;
+          for (let nl; (nl = buf.indexOf(0x0a, from)) !== -1; from = nl + 1) {
+            yield {
+              line: stripCr(buf.subarray(from, nl).toString("utf8")),
+              ino,
+              offset: base + nl + 1,
+            };
+          }
+          pending = Buffer.from(buf.subarray(from));
         }
         const now = await stat(file).catch(() => undefined);
-        if (!now || now.ino !== (await handle.stat()).ino) { // rotated away: old file drained above
+        if (!now || now.ino !== ino) { // rotated away: old file drained above
           await handle.close();
           handle = undefined;
-          decoder = new StringDecoder("utf8");
-          pending = "";
+          pending = Buffer.alloc(0);
           if (now) continue;
         }
       }
@@ -78,15 +133,37 @@ export async function* readLog(file: string, opts: ReadLogOptions = {}): AsyncGe
   }
 }
 
+/** Complete lines of an open file from `pos` on (at most `max`), with their positions. */
+async function* completeLines(
+  handle: FileHandle,
+  ino: number,
+  pos: number,
+  max: number,
+): AsyncGenerator<LogEntry> {
+  let pending = Buffer.alloc(0);
+  let n = 0;
+  for (let chunk; n < max && (chunk = await readFrom(handle, pos)).length;) {
+    const buf = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    const base = pos - pending.length;
+    pos += chunk.length;
+    let from = 0;
+    for (let nl; n < max && (nl = buf.indexOf(0x0a, from)) !== -1; from = nl + 1, n++) {
+      yield { line: stripCr(buf.subarray(from, nl).toString("utf8")), ino, offset: base + nl + 1 };
+    }
+    pending = Buffer.from(buf.subarray(from));
+  }
+}
+
 /**
  * The last `n` lines of an open file, read backwards in chunks. `complete` keeps an unterminated
- * last line out (a follower reads it once it is whole). `end` is the byte offset after them.
+ * last line out (a follower reads it once it is whole). `end` is the byte offset after them;
+ * `raw` holds them last line first, as they are (a `\r` kept).
  */
 async function lastLines(
   handle: FileHandle,
   n: number,
   complete: boolean,
-): Promise<{ lines: string[]; end: number }> {
+): Promise<{ raw: string[]; end: number; terminated: boolean }> {
   const { size } = await handle.stat();
   let text = await readBack(handle, size, n);
   let end = size;
@@ -95,9 +172,10 @@ async function lastLines(
     end -= Buffer.byteLength(text.slice(cut));
     text = text.slice(0, cut);
   }
-  if (n <= 0 || text === "") return { lines: [], end };
-  const lines = text.replace(/\n$/, "").split("\n").map(stripCr);
-  return { lines: lines.slice(-n), end };
+  const terminated = text.endsWith("\n");
+  if (n <= 0 || text === "") return { raw: [], end, terminated };
+  const lines = text.replace(/\n$/, "").split("\n");
+  return { raw: lines.slice(-n).reverse(), end, terminated };
 }
 
 /** Decoded bytes from the end of the file back far enough to hold `n` lines (or the whole file). */

@@ -32,6 +32,7 @@ Deno.test("services list --json lists the seven services, all stopped without st
     uptime_s: null,
     restarts: 0,
     health: "unknown",
+    dependencies: [],
   });
   assert.ok(rows.every((x: { status: string }) => x.status === "stopped"));
 });
