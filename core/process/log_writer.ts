@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { spawn, spawnSync } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { closeSync, constants, lstatSync, mkdirSync, openSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { StatePaths } from "../types.ts";
@@ -30,19 +30,18 @@ import { tagOf } from "./tree.ts";
 export const LOG_WRITER_VARIABLE = "PROVISIONING_LOG_WRITER";
 
 /**
- * The writer, `sh -c SCRIPT log-writer <log> <max> <keep>`, its stdin the FIFO. `head -c N` reads at most N
- * bytes (GNU reads with `read(2)` of the bytes still wanted), and `stdbuf -o0` has it write
- * each read at once (not when its stdio buffer fills), so a file is never longer than
- * `max`; `head` ending short means end of input (or a note appended meanwhile: then one more
- * round reads nothing and ends). A write that fails (disk full) loses what that `head` had read,
- * and is tried again a second later.
+ * The writer, `sh -c SCRIPT log-writer <log> <max> <keep> <size now> <exact>`, its stdin the
+ * FIFO. `head -c N` reads at most N bytes (GNU reads with `read(2)` of the bytes still wanted),
+ * and `stdbuf -o0` has it write each read at once (not when its stdio buffer fills), so a file
+ * is never longer than `max`; `head` ending short means end of input (or a note appended
+ * meanwhile: then one more round reads nothing and ends). A write that fails (disk full) loses
+ * what that `head` had read, and is tried again a second later. Starting costs one exec (`head`)
+ * besides `sh`: the size and how to copy (see {@linkcode writerTools}) come as arguments.
  */
 const SCRIPT = `
-log=$1 max=$2 keep=$3
-case $(head --version 2>/dev/null; stdbuf --version 2>/dev/null) in
-  *GNU*GNU*) ;;
-  *) exec cat >>"$log" ;;
-esac
+log=$1 max=$2 keep=$3 size=$4
+[ "$5" = exact ] || exec cat >>"$log"
+unbuffered=$6
 size() { stat -c %s "$log" 2>/dev/null || echo 0; }
 rotate() {
   if [ "$keep" -eq 0 ]; then : >"$log"; return; fi
@@ -53,15 +52,48 @@ rotate() {
   mv -f "$log" "$log.1"
 }
 while :; do
-  room=$((max - $(size)))
-  if [ "$room" -le 0 ]; then rotate; continue; fi
-  if stdbuf -o0 head -c "$room" >>"$log"; then
-    [ "$(size)" -lt "$max" ] && exit 0
+  room=$((max - size))
+  if [ "$room" -le 0 ]; then rotate; size=0; continue; fi
+  if $unbuffered head -c "$room" >>"$log"; then
+    size=$(size)
+    [ "$size" -lt "$max" ] && exit 0
   else
-    sleep 1
+    sleep 1; size=$(size)
   fi
 done
 `;
+
+/**
+ * How this machine's writer copies: `exact` with GNU `head` (exact byte counts) made unbuffered
+ * either by preloading GNU's `libstdbuf.so` into the writer (no extra exec per `head`) or through
+ * `stdbuf -o0`; `append` (`cat`) without them. Asked once per process.
+ */
+let tools: Promise<{ exact: boolean; unbuffered: string; preload?: string }> | undefined;
+const LIBSTDBUF = [
+  "/usr/libexec/coreutils/libstdbuf.so",
+  "/usr/lib/coreutils/libstdbuf.so",
+  "/usr/lib64/coreutils/libstdbuf.so",
+  "/usr/local/libexec/coreutils/libstdbuf.so",
+];
+function writerTools(): Promise<{ exact: boolean; unbuffered: string; preload?: string }> {
+  const gnu = (cmd: string) =>
+    new Promise<boolean>((resolve) =>
+      execFile(cmd, ["--version"], (error, stdout) => resolve(!error && /GNU/.test(stdout)))
+    );
+  return tools ??= Promise.all([gnu("head"), gnu("stdbuf")]).then(([head, stdbuf]) => {
+    if (!head || !stdbuf) return { exact: false, unbuffered: "" };
+    const preload = LIBSTDBUF.find((f) => {
+      try {
+        return lstatSync(f).isFile();
+      } catch {
+        return false;
+      }
+    });
+    return preload
+      ? { exact: true, unbuffered: "", preload }
+      : { exact: true, unbuffered: "stdbuf -o0" };
+  });
+}
 
 /** The size bound of a service's logs: `[services.X.logs]`. */
 export interface LogBound {
@@ -74,18 +106,41 @@ export function logPipe(paths: StatePaths, name: string): string {
   return join(paths.run, "logs", `${name}.pipe`);
 }
 
+/**
+ * FIFOs asked for in the same tick, made by one `mkfifo` (a wave of starts pays one process,
+ * and never blocks the event loop: the supervisor starts many services at once).
+ */
+let batch: { paths: string[]; made: Promise<void> } | undefined;
+
+function mkfifos(path: string): Promise<void> {
+  if (!batch) {
+    const b: { paths: string[]; made: Promise<void> } = { paths: [], made: Promise.resolve() };
+    b.made = new Promise((resolve) =>
+      setImmediate(() => {
+        if (batch === b) batch = undefined;
+        execFile("mkfifo", ["-m", "600", ...b.paths], () => resolve()); // each checked below
+      })
+    );
+    batch = b;
+  }
+  batch.paths.push(path);
+  return batch.made;
+}
+
 /** The FIFO, made (mode 0600, in a 0700 folder) where it is missing or is not a FIFO. */
-function ensurePipe(paths: StatePaths, name: string): string {
+async function ensurePipe(paths: StatePaths, name: string): Promise<string> {
   const fifo = logPipe(paths, name);
   try {
     if (lstatSync(fifo).isFIFO()) return fifo;
     unlinkSync(fifo); // a file or a link where our FIFO belongs is never written through
   } catch { /* missing */ }
   mkdirSync(join(paths.run, "logs"), { recursive: true, mode: 0o700 });
-  const r = spawnSync("mkfifo", ["-m", "600", fifo], { stdio: ["ignore", "ignore", "pipe"] });
-  if (r.status !== 0) {
-    throw new Error(`cannot make the log pipe ${fifo}: ${r.error?.message ?? r.stderr}`.trim());
-  }
+  await mkfifos(fifo);
+  let made = false;
+  try {
+    made = lstatSync(fifo).isFIFO();
+  } catch { /* not made */ }
+  if (!made) throw new Error(`cannot make the log pipe ${fifo} (mkfifo failed)`);
   return fifo;
 }
 
@@ -126,9 +181,20 @@ async function spawnReading(
   bound: LogBound,
   home: string,
 ): Promise<LogWriter> {
+  const t = await writerTools();
   const child = spawn(
     "/bin/sh",
-    ["-c", SCRIPT, "log-writer", log, String(bound.max_size), String(bound.keep)],
+    [
+      "-c",
+      SCRIPT,
+      "log-writer",
+      log,
+      String(bound.max_size),
+      String(bound.keep),
+      String(sizeOf(log)),
+      t.exact ? "exact" : "append",
+      t.unbuffered,
+    ],
     {
       detached: true, // its own session: a Ctrl+C of the CLI or a stop of the group spares it
       stdio: [input, "ignore", "ignore"],
@@ -137,17 +203,28 @@ async function spawnReading(
         LC_ALL: "C",
         [LOG_WRITER_VARIABLE]: log,
         PROVISIONING_HOME: home,
+        // What `stdbuf -o0` sets up, without its exec on every `head`.
+        ...(t.preload ? { LD_PRELOAD: t.preload, _STDBUF_O: "0" } : {}),
       },
     },
   );
-  const error = await new Promise<Error | undefined>((resolve) => {
-    child.once("spawn", () => resolve(undefined));
-    child.once("error", resolve);
-  });
-  if (error) throw new Error(`cannot start the log writer of ${log}: ${error.message}`);
+  // Spawning is synchronous (fork and exec happen within `spawn`): its pid is known now, and
+  // the caller may close its copy of the FIFO at once; not waiting for the "spawn" event saves
+  // a turn of the event loop on every start.
+  child.on("error", () => {});
+  const pid = child.pid;
+  if (!pid) throw new Error(`cannot start the log writer of ${log}`);
   child.unref();
-  const pid = child.pid!;
   return { pid, start: (await processStartTime(pid)) ?? "" };
+}
+
+/** The size of `file` now (0 when missing), never through a link. */
+function sizeOf(file: string): number {
+  try {
+    return lstatSync(file).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** The output of a service about to start: where its stdout and stderr go, and its writer. */
@@ -169,7 +246,7 @@ export async function openLogOutput(
   bound: LogBound,
 ): Promise<LogOutput> {
   // Read-write for the service too: it holds a read end of its own output (no SIGPIPE ever).
-  const { writer, fd } = await spawnWriter(ensurePipe(paths, name), log, bound, paths.home);
+  const { writer, fd } = await spawnWriter(await ensurePipe(paths, name), log, bound, paths.home);
   return { fd, writer, close: () => closeSync(fd) };
 }
 
@@ -223,7 +300,7 @@ export async function respawnLogWriter(
   log: string,
   bound: LogBound,
 ): Promise<LogWriter> {
-  const { writer, fd } = await spawnWriter(ensurePipe(paths, name), log, bound, paths.home);
+  const { writer, fd } = await spawnWriter(await ensurePipe(paths, name), log, bound, paths.home);
   closeSync(fd);
   return writer;
 }
