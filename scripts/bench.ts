@@ -16,6 +16,8 @@
  * | `kubernetes` | rollout complete (API test double) → our `healthy` event, median   | 100 ms |
  * | `kubernetes-failfast` | a fail-fast reason shown by the double → our `failed` event | ≤ 2 s |
  * | `kubernetes-list` | `services list` cold start with kubernetes services / binary  | ≤ 1.10 |
+ * | `logs`     | log writer CPU per second at 50 MiB/s, rotating (10 MB, keep 3) / `cat >> file` | none |
+ * | `agent`    | kill -9 → SSE `status` event, after the supervisor's record; idle, API p50/p99 | 50 ms |
  *
  * A missed goal is reported, not an error: the script exits 0 unless a benchmark crashed (1).
  * Every benchmark works in its own temp `PROVISIONING_HOME` on free ports and stops what it
@@ -41,6 +43,8 @@ import {
   benchKubernetesRollout,
 } from "./bench_kubernetes.ts";
 import { benchSupervision } from "./bench_supervision.ts";
+import { benchLogs } from "./bench_logs.ts";
+import { benchAgent } from "./bench_agent.ts";
 import { type BenchResult, resultLine, running } from "./_bench_util.ts";
 
 export type { BenchResult };
@@ -111,6 +115,14 @@ export const BENCHMARKS: Record<
   "kubernetes-list": {
     about: "services list cold start, kubernetes services vs binary only (goal: ≤ 1.10)",
     run: (runs) => benchKubernetesList({ runs }),
+  },
+  logs: {
+    about: "log writer CPU at 50 MiB/s with rotation vs cat >> file; log folder vs its bound",
+    run: (runs) => benchLogs({ runs }),
+  },
+  agent: {
+    about: "kill -9 → SSE status event (goal: ≤ 50 ms after the supervisor's record); idle, API",
+    run: (runs) => benchAgent({ runs }),
   },
 };
 
