@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { parse, stringify } from "smol-toml";
 import { API_ROUTES } from "../../core/agent/server.ts";
 import { isAlive } from "../../core/process/identity.ts";
@@ -324,6 +325,21 @@ Deno.test("the agent's API, route by route, with its security rules", async (t) 
     assert.match(String(m.headers["content-type"]), /^text\/plain; version=0\.0\.4/);
     assert.match(m.text, /^provisioning_service_up\{service="db",mode="binary"\} 1$/m);
     assert.match(m.text, /^provisioning_service_state\{service="web",state="running"\} 1$/m);
+    // The whole answer through a real Prometheus text-format parser (histograms aside: that
+    // parser drops labelled ones, see metrics_test.ts).
+    const families = (parsePrometheusTextFormat as unknown as (t: string) => { name: string }[])(
+      m.text.split("\n").filter((l) => !/_duration_seconds/.test(l)).join("\n"),
+    ).map((f) => f.name);
+    for (
+      const name of [
+        "provisioning_build_info",
+        "provisioning_supervisor_up",
+        "provisioning_service_up",
+        "provisioning_service_state",
+        "provisioning_service_restarts_total",
+        "provisioning_service_start_time_seconds",
+      ]
+    ) assert.ok(families.includes(name), `no ${name} in ${families.join(", ")}`);
   });
 
   await t.step("DNS rebinding: a Host that is not ours is 403, even with the token", async () => {
