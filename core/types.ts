@@ -288,6 +288,11 @@ export interface Driver<C = unknown> {
   stop(svc: Service, ctx: DriverContext, opts?: StopOptions): Promise<StopResult | void>;
   status(svc: Service, ctx: DriverContext): Promise<RuntimeStatus>;
   logs(svc: Service, ctx: DriverContext, opts?: LogOptions): AsyncIterable<string>;
+  /**
+   * Where a service this driver does not own runs (`https://host:port`), for messages such as
+   * the `not_managed` outcome of a stop. Optional.
+   */
+  location?(svc: Service): string;
 }
 
 /** The outcome of one check attempt. Unhealthy is a result, not an exception. */

@@ -58,7 +58,7 @@ export function renderEvent(e: LifecycleEvent): string[] {
     case "started":
       return [`✅ Started ${e.service}${e.pid ? ` with PID ${e.pid}` : ""}${t}`];
     case "waiting":
-      return [`Waiting for ${e.service} to become healthy...`];
+      return [e.message ? `${e.message}...` : `Waiting for ${e.service} to become healthy...`];
     case "healthy":
       return [`✅ Service ${e.service} is healthy${t}`];
     case "ready":

@@ -208,6 +208,16 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
         }
       }
       o.emit({ type: "starting", service: name, dependency: o.dependency });
+      if (driver.capabilities?.owns === "external") {
+        // Nothing is spawned: the start waits for it where it runs.
+        const where = driver.location?.(svc);
+        o.emit({
+          type: "waiting",
+          service: name,
+          dependency: o.dependency,
+          message: `Waiting for ${name}${where ? ` at ${where}` : ""}`,
+        });
+      }
       touched = true;
       const handle = supervised
         ? await superviseStart(p, svc)

@@ -58,7 +58,10 @@ export async function stopWithin(
         const done = await withLock(p.paths, name, async () => {
           const driver = await p.plugins.driver(svc.deployment.mode);
           if (driver.capabilities?.owns === "external") {
-            const message = `${name} is not run by this host; left running`;
+            const where = driver.location?.(svc);
+            const message = where
+              ? `${name} runs at ${where}; left running`
+              : `${name} is not run by this host; left running`;
             emit({ type: "not_managed", service: name, message });
             return { name, status: "not_managed" as const, message };
           }
