@@ -15,7 +15,7 @@ import { platformCommand } from "./cli/commands/platform.ts";
 import { pluginsCommand } from "./cli/commands/plugins.ts";
 import { servicesCommand } from "./cli/commands/services.ts";
 import { supervisorCommand } from "./cli/commands/supervisor.ts";
-import { fail, print } from "./cli/run.ts";
+import { acceptGlobalOptions, fail, hoistGlobalOptions, print } from "./cli/run.ts";
 
 const GROUPS = [platformCommand, servicesCommand, supervisorCommand, pluginsCommand, agentCommand];
 
@@ -35,8 +35,10 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .showSuggestionAfterError();
   for (const group of GROUPS) group(program, run);
+  acceptGlobalOptions(program);
+  program.option("--no-color", "no colours (as NO_COLOR=1)");
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await program.parseAsync(hoistGlobalOptions(argv), { from: "user" });
     return exitCode;
   } catch (e) {
     return fail(e, argv.includes("--json"));

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { CommanderError } from "commander";
+import { type Command, CommanderError } from "commander";
 import { ExitCode, ProvisioningError, RegistryError } from "../mod.ts";
 import type { CommandResult } from "./commands/_common.ts";
 
@@ -52,4 +52,47 @@ export function fail(e: unknown, asJson: boolean): number {
   }
   if (process.env.PROVISIONING_DEBUG) console.error(e);
   return ExitCode.failed;
+}
+
+/** Options every command takes, wherever they stand on the line (as `docker compose -f`). */
+const GLOBAL_FLAGS = new Set(["--json", "--quiet", "-q"]);
+
+/**
+ * `argv` with the global options moved behind the command they belong to: `--config FILE` (or
+ * `--config=FILE`), `--json` and `--quiet` may come before the group (`provisioning --config f
+ * services validate`) or between group and command (`services --config f validate`).
+ * `--no-color` anywhere sets `NO_COLOR` (in `env`) and is taken out. Nothing after `--` moves.
+ */
+export function hoistGlobalOptions(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+): string[] {
+  const rest: string[] = [];
+  const moved: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (a === "--no-color") env.NO_COLOR = "1";
+    else if (a === "--config" && i + 1 < argv.length) moved.push(a, argv[++i]);
+    else if (a.startsWith("--config=") || GLOBAL_FLAGS.has(a)) moved.push(a);
+    else rest.push(a);
+  }
+  const end = rest.indexOf("--");
+  return end === -1 ? [...rest, ...moved] : [...rest.slice(0, end), ...moved, ...rest.slice(end)];
+}
+
+/** Give every command that runs an action `--config`, `--json` and `--quiet` when it lacks them. */
+export function acceptGlobalOptions(cmd: Command): void {
+  const has = (flag: string) => cmd.options.some((o) => o.long === flag);
+  // deno-lint-ignore no-explicit-any
+  const runs = (cmd as any)._actionHandler !== null && (cmd as any)._actionHandler !== undefined;
+  if (runs) {
+    if (!has("--config")) cmd.option("--config <file>", "service registry");
+    if (!has("--json")) cmd.option("--json", "print one JSON document");
+    if (!has("--quiet")) cmd.option("-q, --quiet", "print only failures and the summary");
+  }
+  for (const sub of cmd.commands) acceptGlobalOptions(sub);
 }

@@ -11,6 +11,8 @@ import { Platform, UsageError } from "../../mod.ts";
 export interface Common {
   config?: string;
   json?: boolean;
+  /** Only failures and the summary (lifecycle progress). */
+  quiet?: boolean;
 }
 
 /**
@@ -39,7 +41,8 @@ export function leaf(parent: Command, spec: string, description: string): Comman
       "--config <file>",
       "service registry (default: PROVISIONING_SERVICES, ./provisioning/config/services.toml, $PROVISIONING_HOME/config/services.toml, bundled)",
     )
-    .option("--json", "print one JSON document (JSON lines when following)");
+    .option("--json", "print one JSON document (JSON lines when following)")
+    .option("-q, --quiet", "print only failures and the summary");
 }
 
 /**

@@ -36,7 +36,8 @@ export async function runLifecycle(
   const events: LifecycleEvent[] = [];
   const onEvent = (e: LifecycleEvent) => {
     events.push(e);
-    if (!o.json) renderEvent(e).forEach((l) => out(l));
+    if (o.json || (o.quiet && e.type !== "failed" && e.type !== "blocked")) return;
+    renderEvent(e).forEach((l) => out(l));
   };
   const res = await fn(onEvent);
   return { doc: { ...res, events }, text: renderResult(res), exitCode: res.exit_code };

@@ -27,10 +27,9 @@ export function supervisorCommand(program: Command, run: Run): Command {
       return { doc: s ?? { running: false }, text: renderSupervisorStatus(s) };
     }));
   sup.command("stop").description("stop the supervisor (services keep running)")
-    .action(run(async () => ({
-      text: await stopSupervisor(defaultHome(process.env))
-        ? "Supervisor stopped"
-        : "Supervisor: not running",
-    })));
+    .action(run(async () => {
+      const stopped = await stopSupervisor(defaultHome(process.env));
+      return { doc: { stopped }, text: stopped ? "Supervisor stopped" : "Supervisor: not running" };
+    }));
   return sup;
 }
