@@ -171,8 +171,8 @@ export function servicesCommand(program: Command, run: Run): Command {
     )
     .action(run(async (_out, name: string | undefined, o: Common & { format: string }) => {
       const p = await open(o);
-      if (o.format === "mermaid") return { text: toMermaid(p) };
-      if (o.format === "dot") return { text: toDot(p) };
+      if (o.format === "mermaid") return { text: toMermaid(p, name) };
+      if (o.format === "dot") return { text: toDot(p, name) };
       if (name) {
         const d = p.dependencies(name);
         return { doc: d, text: renderDependencies(d) };

@@ -45,31 +45,81 @@ export function renderTree(p: Platform): string {
 
 const id = (name: string) => name.replace(/[^A-Za-z0-9_]/g, "_");
 
-/** Mermaid flowchart: an arrow from each dependency to what needs it. */
-export function toMermaid(p: Platform): string {
-  const lines = ["flowchart LR"];
-  for (const s of p.services) lines.push(`  ${id(s.name)}["${s.name}"]`);
-  for (const s of p.services) {
-    for (const d of s.dependencies) lines.push(`  ${id(d)} --> ${id(s.name)}`);
+/**
+ * The services a picture shows: every one, or with `name` that service's closure — everything it
+ * needs and everything that needs it, transitively (as `docker compose config` of one service
+ * shows what it pulls in).
+ */
+function scope(p: Platform, name?: string): Platform["services"] {
+  if (!name) return p.services;
+  p.service(name); // an unknown name is a usage error with a hint
+  const keep = new Set([
+    name,
+    ...p.graph.dependencies(name, { transitive: true }),
+    ...p.graph.dependents(name, { transitive: true }),
+  ]);
+  return p.services.filter((s) => keep.has(s.name));
+}
+
+/** Conflicts between two shown services, each pair once. */
+function conflictPairs(shown: Platform["services"]): [string, string][] {
+  const names = new Set(shown.map((s) => s.name));
+  const seen = new Set<string>();
+  const pairs: [string, string][] = [];
+  for (const s of shown) {
+    for (const c of s.conflicts) {
+      const key = [s.name, c].sort().join("\0");
+      if (!names.has(c) || seen.has(key)) continue;
+      seen.add(key);
+      pairs.push([s.name, c]);
+    }
   }
+  return pairs;
+}
+
+/**
+ * Mermaid flowchart: an arrow from each dependency to what needs it; a conflict is a dotted line
+ * crossed at both ends, labelled. With `name`, only that service's closure.
+ */
+export function toMermaid(p: Platform, name?: string): string {
+  const shown = scope(p, name);
+  const names = new Set(shown.map((s) => s.name));
+  const lines = ["flowchart LR"];
+  for (const s of shown) lines.push(`  ${id(s.name)}["${s.name}"]`);
+  for (const s of shown) {
+    for (const d of s.dependencies) if (names.has(d)) lines.push(`  ${id(d)} --> ${id(s.name)}`);
+  }
+  for (const [a, b] of conflictPairs(shown)) lines.push(`  ${id(a)} x-. conflicts .-x ${id(b)}`);
   return lines.join("\n");
 }
 
-/** Graphviz dot: an arrow from each dependency to what needs it, clustered by category. */
-export function toDot(p: Platform): string {
+/**
+ * Graphviz dot: an arrow from each dependency to what needs it, clustered by category; a
+ * conflict is a dashed red line without arrows. With `name`, only that service's closure.
+ */
+export function toDot(p: Platform, name?: string): string {
+  const shown = scope(p, name);
+  const names = new Set(shown.map((s) => s.name));
   const lines = ["digraph services {", "  rankdir=LR;", "  node [shape=box];"];
-  const categories = [...new Set(p.services.map((s) => s.category))];
+  const categories = [...new Set(shown.map((s) => s.category))];
   categories.forEach((c, i) => {
     lines.push(`  subgraph cluster_${i} {`, `    label=${JSON.stringify(c)};`);
-    for (const s of p.services.filter((x) => x.category === c)) {
+    for (const s of shown.filter((x) => x.category === c)) {
       lines.push(`    ${JSON.stringify(s.name)};`);
     }
     lines.push("  }");
   });
-  for (const s of p.services) {
+  for (const s of shown) {
     for (const d of s.dependencies) {
-      lines.push(`  ${JSON.stringify(d)} -> ${JSON.stringify(s.name)};`);
+      if (names.has(d)) lines.push(`  ${JSON.stringify(d)} -> ${JSON.stringify(s.name)};`);
     }
+  }
+  for (const [a, b] of conflictPairs(shown)) {
+    lines.push(
+      `  ${JSON.stringify(a)} -> ${
+        JSON.stringify(b)
+      } [style=dashed, color=red, dir=none, label="conflicts"];`,
+    );
   }
   lines.push("}");
   return lines.join("\n");

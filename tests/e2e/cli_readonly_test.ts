@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DEMO_REGISTRY, ROOT, runCli, tempHome } from "../_cli.ts";
+import { Sandbox } from "./_registry.ts";
 
 const BUNDLED = join(ROOT, "config/services.toml");
 const INVALID = join(ROOT, "tests/fixtures/registries/invalid");
@@ -103,6 +104,46 @@ Deno.test("services dependencies --format mermaid|dot draws every edge", async (
   assert.match(d.stdout, /"mcp-server" -> "api-gateway";/);
   const bad = await runCli(["services", "dependencies", "--format", "svg", "--config", BUNDLED]);
   assert.equal(bad.code, 2);
+});
+
+Deno.test("services dependencies NAME --format mermaid|dot draws that service's closure, conflicts apart", async () => {
+  await using sb = await Sandbox.create([
+    { name: "db" },
+    { name: "cache" },
+    { name: "web", deps: ["db"], conflicts: ["legacy"] },
+    { name: "edge", deps: ["web"] },
+    { name: "legacy", conflicts: ["web"] },
+    { name: "batch", deps: ["cache"] },
+  ]);
+  const env = { PROVISIONING_HOME: sb.home };
+  const m = await runCli(
+    ["services", "dependencies", "web", "--format", "mermaid", "--config", sb.config],
+    { env },
+  );
+  assert.equal(m.code, 0, m.stderr);
+  const nodes = [...m.stdout.matchAll(/^ {2}(\w+)\["/gm)].map((x) => x[1]).sort();
+  assert.deepEqual(nodes, ["db", "edge", "web"], "web's dependencies and dependents, no more");
+  assert.match(m.stdout, /db --> web/);
+  assert.match(m.stdout, /web --> edge/);
+  assert.doesNotMatch(m.stdout, /cache|batch|legacy/);
+  const all = await runCli(
+    ["services", "dependencies", "--format", "mermaid", "--config", sb.config],
+    { env },
+  );
+  assert.equal((all.stdout.match(/x-\. conflicts \.-x/g) ?? []).length, 1, "one line per pair");
+  const dot = await runCli(
+    ["services", "dependencies", "--format", "dot", "--config", sb.config],
+    { env },
+  );
+  assert.match(
+    dot.stdout,
+    /"web" -> "legacy" \[style=dashed, color=red, dir=none, label="conflicts"\];/,
+  );
+  const unknown = await runCli(
+    ["services", "dependencies", "nope", "--format", "dot", "--config", sb.config],
+    { env },
+  );
+  assert.equal(unknown.code, 2);
 });
 
 Deno.test("platform start --dry-run prints waves, order and critical path without starting", async () => {
