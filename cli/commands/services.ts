@@ -106,21 +106,50 @@ export function servicesCommand(program: Command, run: Run): Command {
         positiveInt("--interval"),
       ),
     )
-    .action(run(async (out, name: string | undefined, o: Common & { interval: number }) => {
-      const p = await open(o);
-      const names = name ? [p.service(name).name] : p.services.map((s) => s.name);
-      if (!o.json) {
-        out(`Starting health monitoring for ${name ?? "all services"} (interval: ${o.interval}s)`);
-        out("Press Ctrl+C to stop");
-      }
-      await monitor(p, names, {
-        interval: o.interval,
-        signal: interruptSignal(),
-        onResult: (h, at) =>
-          out(o.json ? JSON.stringify({ at: at.toISOString(), ...h }) : monitorLine(h, at)),
-      });
-      return {};
-    }));
+    .option("--changes", "print a service only when its health changes (healthy → unhealthy)")
+    .action(
+      run(
+        async (
+          out,
+          name: string | undefined,
+          o: Common & { interval: number; changes?: boolean },
+        ) => {
+          const p = await open(o);
+          // Without a name: the services running now, in registry order (as the help says).
+          const names = name
+            ? [p.service(name).name]
+            : (await p.statusAll({ health: false })).filter((s) => s.status === "running")
+              .map((s) => s.name);
+          if (!names.length) {
+            return { text: "No running services to monitor", doc: { services: [] } };
+          }
+          if (!o.json) {
+            out(
+              `Starting health monitoring for ${
+                name ?? names.join(", ")
+              } (interval: ${o.interval}s)`,
+            );
+            out("Press Ctrl+C to stop");
+          }
+          await monitor(p, names, {
+            interval: o.interval,
+            changes: o.changes,
+            signal: interruptSignal(),
+            onResult: (h, at, previous) =>
+              out(
+                o.json
+                  ? JSON.stringify({
+                    at: at.toISOString(),
+                    ...h,
+                    ...(previous ? { previous } : {}),
+                  })
+                  : monitorLine(h, at, o.changes ? previous : undefined),
+              ),
+          });
+          return {};
+        },
+      ),
+    );
   leaf(services, "check <operation>", "which services an operation requires, and whether they run")
     .option("--start", "start whatever is not running and wait until healthy")
     .action(

@@ -55,7 +55,7 @@ export function healthSummary(hs: HealthReport[]) {
 }
 
 /** One line of `services monitor`: `2025-10-06 14:30:00 ✅ orchestrator: HTTP health check passed`. */
-export function monitorLine(h: HealthReport, at: Date): string {
+export function monitorLine(h: HealthReport, at: Date, previous?: string): string {
   const icon = h.state === "healthy"
     ? "✅"
     : h.state === "not_running"
@@ -63,5 +63,6 @@ export function monitorLine(h: HealthReport, at: Date): string {
     : h.state === "unknown"
     ? "❓"
     : "❌";
-  return `${timestamp(at)} ${icon} ${h.name}: ${h.message}`;
+  const change = previous && previous !== h.state ? `${previous} → ${h.state}: ` : "";
+  return `${timestamp(at)} ${icon} ${h.name}: ${change}${h.message}`;
 }
