@@ -16,6 +16,18 @@ export interface Common {
 }
 
 /**
+ * `start`'s flags: `--recreate` restarts what already runs and `--skip-preflight` skips the
+ * checks, under both groups; `--force` keeps the spec's meaning in each (`platform start --force`
+ * recreates, `services start --force` skips pre-flight).
+ */
+export interface StartFlags extends Common {
+  force?: boolean;
+  recreate?: boolean;
+  skipPreflight?: boolean;
+  dryRun?: boolean;
+}
+
+/**
  * What an action hands back for the entry to print: `doc` as JSON with `--json`, `text`
  * otherwise (a command with only `text` prints it either way); `exitCode` defaults to 0.
  */

@@ -14,7 +14,7 @@ import {
   stopServices,
 } from "../../mod.ts";
 import { renderPlan } from "../render/events.ts";
-import { type Common, interruptSignal, leaf, open, type Run } from "./_common.ts";
+import { type Common, interruptSignal, leaf, open, type Run, type StartFlags } from "./_common.ts";
 import { health, logsCommand, platformStatus, runLifecycle } from "./_shared.ts";
 
 type PlanOptions = Common & { force?: boolean; dryRun?: boolean };
@@ -27,19 +27,27 @@ export function platformCommand(program: Command, run: Run): Command {
     "start [names...]",
     "start every auto-start service, or the named ones, with their dependencies",
   )
-    .option("--force", "restart services that are already running")
+    .option("--recreate", "restart named services that are already running")
+    .option("--force", "as --recreate (the spec's `platform start --force`)")
+    .option("--skip-preflight", "skip pre-flight checks")
     .option("--dry-run", "print the plan (waves, order, critical path) without starting anything")
-    .action(run(async (out, names: string[], o: PlanOptions) => {
+    .action(run(async (out, names: string[], o: StartFlags) => {
       const p = await open(o);
+      const recreate = o.recreate || o.force;
       if (o.dryRun) {
-        const plan = await planStart(p, names, { force: o.force });
+        const plan = await planStart(p, names, { force: recreate });
         return { doc: plan, text: renderPlan(plan) };
       }
       return await runLifecycle(
         out,
         o,
         (onEvent) =>
-          startServices(p, names, { force: o.force, onEvent, signal: interruptSignal() }),
+          startServices(p, names, {
+            force: recreate,
+            skipPreflight: o.skipPreflight,
+            onEvent,
+            signal: interruptSignal(),
+          }),
       );
     }));
   leaf(

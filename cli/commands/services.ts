@@ -31,6 +31,7 @@ import {
   open,
   positiveInt,
   type Run,
+  type StartFlags,
 } from "./_common.ts";
 import { health, logsCommand, platformStatus, runLifecycle, withRestartLimit } from "./_shared.ts";
 
@@ -68,14 +69,21 @@ export function servicesCommand(program: Command, run: Run): Command {
       return { doc: s, text: renderServiceStatus(withRestartLimit(p, s)) };
     }));
   leaf(services, "start <names...>", "start services (pre-flight checks; dependencies first)")
-    .option("--force", "skip pre-flight checks")
-    .action(run(async (out, names: string[], o: Common & { force?: boolean }) => {
+    .option("--skip-preflight", "skip pre-flight checks")
+    .option("--force", "as --skip-preflight (the spec's `services start --force`)")
+    .option("--recreate", "restart named services that are already running")
+    .action(run(async (out, names: string[], o: StartFlags) => {
       const p = await open(o);
       return await runLifecycle(
         out,
         o,
         (onEvent) =>
-          startServices(p, names, { skipPreflight: o.force, onEvent, signal: interruptSignal() }),
+          startServices(p, names, {
+            skipPreflight: o.skipPreflight || o.force,
+            force: o.recreate,
+            onEvent,
+            signal: interruptSignal(),
+          }),
       );
     }));
   leaf(services, "stop <names...>", "stop services (refused while dependents run)")

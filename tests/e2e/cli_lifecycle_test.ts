@@ -199,6 +199,37 @@ Deno.test("a conflicting foreign process fails pre-flight with exit 3; --force s
   assert.equal(forced.code, 0, forced.stdout + forced.stderr);
   assert.doesNotMatch(forced.stdout, /Conflicting/);
   assert.equal((await pidsWithArg(sb.marker("guarded"))).length, 1);
+
+  // The same under `platform start`, whose --force means recreate: --skip-preflight there.
+  assert.equal((await sb.cli(["platform", "stop"])).code, 0);
+  const plain = await sb.cli(["platform", "start", "guarded"]);
+  assert.equal(plain.code, 3, plain.stdout + plain.stderr);
+  const skipped = await sb.cli(["platform", "start", "guarded", "--skip-preflight"]);
+  assert.equal(skipped.code, 0, skipped.stdout + skipped.stderr);
+  assert.doesNotMatch(skipped.stdout, /Conflicting/);
+});
+
+Deno.test("--recreate restarts a running service under both groups; platform start --force too (the spec)", async () => {
+  await using sb = await Sandbox.create([{ name: "db" }, { name: "web", deps: ["db"] }]);
+  assert.equal((await sb.cli(["services", "start", "web"])).code, 0);
+  const pid = async (name: string) =>
+    JSON.parse((await sb.cli(["services", "status", name, "--json"])).stdout).pid as number;
+  const [db, web] = [await pid("db"), await pid("web")];
+  const again = await sb.cli(["services", "start", "web"]);
+  assert.equal(again.code, 0, again.stdout);
+  assert.equal(await pid("web"), web, "without --recreate a running service is left alone");
+  const recreated = await sb.cli(["services", "start", "web", "--recreate"]);
+  assert.equal(recreated.code, 0, recreated.stdout + recreated.stderr);
+  const web2 = await pid("web");
+  assert.notEqual(web2, web, "services start --recreate restarted it");
+  assert.equal(await pid("db"), db, "its running dependency was left alone");
+  const spec = await sb.cli(["platform", "start", "--force", "web"]);
+  assert.equal(spec.code, 0, spec.stdout + spec.stderr);
+  const web3 = await pid("web");
+  assert.notEqual(web3, web2, "platform start --force (the spec's example) restarted it");
+  const platform = await sb.cli(["platform", "start", "--recreate", "web"]);
+  assert.equal(platform.code, 0, platform.stdout + platform.stderr);
+  assert.notEqual(await pid("web"), web3);
 });
 
 Deno.test("logs prints the last lines, restart gives a new pid and check --start brings up an operation", async () => {
