@@ -251,6 +251,11 @@ export interface DriverContext {
   /** Directory relative paths of the registry resolve against (never `process.cwd()`). */
   cwd: string;
   signal?: AbortSignal;
+  /**
+   * A line of progress for the user (a remote agent's own lifecycle events, `host/service:
+   * started`): shown among the lifecycle's events. Absent outside a lifecycle operation.
+   */
+  progress?: (message: string) => void;
 }
 
 /** What a driver's `stop` reports. */
@@ -293,6 +298,11 @@ export interface Driver<C = unknown> {
    * the `not_managed` outcome of a stop. Optional.
    */
   location?(svc: Service): string;
+  /**
+   * For a driver that owns nothing (`owns: "external"`): whether start and stop of this service
+   * are forwarded to whoever runs it (a remote agent) instead of being left alone. Optional.
+   */
+  forwards?(svc: Service): boolean;
 }
 
 /** The outcome of one check attempt. Unhealthy is a result, not an exception. */

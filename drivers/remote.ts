@@ -36,8 +36,11 @@ import type {
   LogOptions,
   RuntimeStatus,
   Service,
+  StopOptions,
 } from "../core/types.ts";
 import { displayEndpoint } from "./remote/_target.ts";
+import type { AgentConfig } from "./remote/_agent.ts";
+import { SERVICE_NAME_RE } from "../core/names.ts";
 
 /** The working parts, imported on first use (`services list` of nothing started needs none). */
 const ops = () => import("./remote/_ops.ts");
@@ -75,7 +78,22 @@ export const remoteConfig = z.strictObject({
     z.string().regex(HEADER_NAME, "Invalid header name"),
     z.string().regex(/^[^\r\n\0]*$/, "Header values cannot contain line breaks"),
   ).default(() => ({})),
+  /** The endpoint is another host's `provisioning agent`. */
+  agent: z.boolean().optional(),
+  /** The service's name there (default: the same name). */
+  service: z.string().regex(SERVICE_NAME_RE, "Invalid service name").max(200).optional(),
+  /** `observe`: ready when it runs there, never started or stopped from here; `forward`: do. */
+  control: z.enum(["observe", "forward"], {
+    error: 'Must be "observe" or "forward"',
+  }).optional(),
 }).superRefine((c, ctx) => {
+  if (!c.agent) {
+    for (const key of ["service", "control"] as const) {
+      if (c[key] !== undefined) {
+        ctx.addIssue({ code: "custom", path: [key], message: `${key} needs agent = true` });
+      }
+    }
+  }
   const https = c.endpoint.startsWith("https:");
   if (c.tls_enabled !== undefined && c.tls_enabled !== https) {
     ctx.addIssue({
@@ -137,22 +155,43 @@ async function preflight(svc: Service, ctx: DriverContext): Promise<Finding[]> {
   return (await ops()).preflight(svc, configOf(svc), ctx);
 }
 
+/** The working parts of a service behind another host's agent. */
+const agentOps = () => import("./remote/_agent.ts");
+
 async function start(svc: Service, ctx: DriverContext): Promise<Handle> {
-  return (await ops()).start(svc, configOf(svc), ctx);
+  const cfg = configOf(svc);
+  if (cfg.agent) return (await agentOps()).agentStart(svc, cfg as AgentConfig, ctx);
+  return (await ops()).start(svc, cfg, ctx);
 }
 
-/** Nothing to do: the lifecycle does not even call it (`owns: "external"`). */
-function stop(): Promise<void> {
-  return Promise.resolve();
+/**
+ * Forwarded to the other host's agent (`control = "forward"`); otherwise the lifecycle does not
+ * call it (`owns: "external"`): nothing to do.
+ */
+async function stop(svc: Service, ctx: DriverContext, opts?: StopOptions): Promise<void> {
+  const cfg = configOf(svc);
+  if (cfg.agent === true && cfg.control === "forward") {
+    await (await agentOps()).agentStop(svc, cfg as AgentConfig, ctx, { force: opts?.force });
+  }
 }
 
 async function status(svc: Service, ctx: DriverContext): Promise<RuntimeStatus> {
-  return (await ops()).status(svc, configOf(svc), ctx);
+  const cfg = configOf(svc);
+  if (cfg.agent) return (await agentOps()).agentStatus(svc, cfg as AgentConfig, ctx);
+  return (await ops()).status(svc, cfg, ctx);
 }
 
-/** Its logs are where it runs: one banner line says so. */
-async function* logs(svc: Service, _ctx: DriverContext, _opts?: LogOptions) {
+/** From the other host's agent; a plain endpoint's logs are where it runs (one line says so). */
+async function* logs(svc: Service, ctx: DriverContext, opts?: LogOptions) {
+  const cfg = configOf(svc);
+  if (cfg.agent) return yield* (await agentOps()).agentLogs(svc, cfg as AgentConfig, ctx, opts);
   yield `--- ${svc.name} runs at ${location(svc)}; its logs are kept there`;
+}
+
+/** Whether start and stop go to the other host's agent (`agent = true`, `control = "forward"`). */
+function forwards(svc: Service): boolean {
+  const cfg = configOf(svc);
+  return cfg.agent === true && cfg.control === "forward";
 }
 
 /** Where the service runs, for messages (`https://host:port/path`, no credentials or query). */
@@ -173,6 +212,7 @@ const remoteDriver = defineDriver<RemoteConfig>({
   status,
   logs,
   location,
+  forwards,
 });
 
 export default remoteDriver;

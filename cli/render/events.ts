@@ -57,6 +57,8 @@ export function renderEvent(e: LifecycleEvent): string[] {
       return [`${e.dependency ? "Starting dependency" : "Starting service"}: ${e.service}${t}`];
     case "started":
       return [`✅ Started ${e.service}${e.pid ? ` with PID ${e.pid}` : ""}${t}`];
+    case "progress":
+      return [`   ${e.message}`];
     case "waiting":
       return [e.message ? `${e.message}...` : `Waiting for ${e.service} to become healthy...`];
     case "healthy":

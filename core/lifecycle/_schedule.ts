@@ -81,12 +81,17 @@ export function result<P>(
   const failed = list.filter((o) => o.status === "failed" || o.status === "blocked");
   const onlyPreflight = failed.length > 0 &&
     failed.every((o) => o.preflight || o.status === "blocked") && failed.some((o) => o.preflight);
+  // Refused where it runs (a remote agent's refusal): refused here too.
+  const onlyRefused = failed.length > 0 &&
+    failed.every((o) => o.refused || o.status === "blocked") && failed.some((o) => o.refused);
   return {
     ok: failed.length === 0,
     exit_code: failed.length === 0
       ? ExitCode.ok
       : onlyPreflight
       ? ExitCode.preflight
+      : onlyRefused
+      ? ExitCode.refused
       : ExitCode.failed,
     plan,
     outcomes: list,

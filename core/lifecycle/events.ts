@@ -25,7 +25,9 @@ export interface LifecycleEvent {
     | "stopping"
     | "stopped"
     /** Stop asked for a service this program does not own (a remote endpoint): left running. */
-    | "not_managed";
+    | "not_managed"
+    /** A line from whoever runs it (a remote agent's own events, `host/service: started`). */
+    | "progress";
   service: string;
   /** Milliseconds since the operation began. */
   elapsed_ms: number;
@@ -48,6 +50,8 @@ export interface Outcome {
   blocked_by?: string;
   /** The failure was a pre-flight check (exit code 3). */
   preflight?: boolean;
+  /** The failure was a refusal for safety where the service runs (exit code 4). */
+  refused?: boolean;
   /** `started`: `healthy` when its check passed, `unknown` when it has none. */
   health?: "healthy" | "unknown";
   /** `failed`: the last lines of the service's own output. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { PreflightError, StartTimeoutError } from "../errors.ts";
+import { ExitCode, PreflightError, StartTimeoutError } from "../errors.ts";
 import { waitHealthy } from "../health/prober.ts";
 import type { Platform } from "../platform.ts";
 import { withLock } from "../state/lock.ts";
@@ -164,7 +164,11 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
   try {
     return await withLock(p.paths, name, async () => {
       const driver = await p.plugins.driver(svc.deployment.mode);
-      const ctx = p.context(o.signal);
+      const ctx = {
+        ...p.context(o.signal),
+        progress: (message: string) =>
+          o.emit({ type: "progress", service: name, message, dependency: o.dependency }),
+      };
       const supervised = needsSupervisor(svc, driver, p.env);
       if (!o.restarting) {
         const rt = await reconcile(p, svc, driver, await driver.status(svc, ctx));
@@ -208,7 +212,7 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
         }
       }
       o.emit({ type: "starting", service: name, dependency: o.dependency });
-      if (driver.capabilities?.owns === "external") {
+      if (driver.capabilities?.owns === "external" && !driver.forwards?.(svc)) {
         // Nothing is spawned: the start waits for it where it runs.
         const where = driver.location?.(svc);
         o.emit({
@@ -263,8 +267,14 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
     await p.store.failed(name, message, { mode: svc.deployment.mode, last_log_lines })
       .catch(() => {});
     // A driver's own pre-flight refusal (exit code 3) stays a pre-flight failure.
-    const preflight = (e as { exitCode?: number })?.exitCode === 3;
-    return fail(message, { ...(preflight ? { preflight } : {}), last_log_lines });
+    const code = (e as { exitCode?: number })?.exitCode;
+    const preflight = code === ExitCode.preflight;
+    const refused = code === ExitCode.refused; // refused where it runs (a remote agent)
+    return fail(message, {
+      ...(preflight ? { preflight } : {}),
+      ...(refused ? { refused } : {}),
+      last_log_lines,
+    });
   }
 }
 

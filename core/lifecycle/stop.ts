@@ -57,7 +57,7 @@ export async function stopWithin(
       try {
         const done = await withLock(p.paths, name, async () => {
           const driver = await p.plugins.driver(svc.deployment.mode);
-          if (driver.capabilities?.owns === "external") {
+          if (driver.capabilities?.owns === "external" && !driver.forwards?.(svc)) {
             const where = driver.location?.(svc);
             const message = where
               ? `${name} runs at ${where}; left running`
@@ -67,7 +67,10 @@ export async function stopWithin(
           }
           emit({ type: "stopping", service: name });
           await unwatch(p, name);
-          const ctx = p.context(opts.signal);
+          const ctx = {
+            ...p.context(opts.signal),
+            progress: (message: string) => emit({ type: "progress", service: name, message }),
+          };
           const rt = await reconcile(p, svc, driver, await driver.status(svc, ctx));
           if (rt.status !== "stopped" && (await p.store.read(name))) await p.store.stopping(name);
           const r = await driver.stop(svc, ctx, { force: opts.force, signal: opts.signal }) ?? {};
@@ -82,8 +85,9 @@ export async function stopWithin(
         return true;
       } catch (e) {
         const message = (e as Error).message;
+        const refused = e instanceof RefusedError ? { refused: true } : {};
         emit({ type: "failed", service: name, message });
-        outcomes.set(name, { name, status: "failed", message, elapsed_ms: elapsed() });
+        outcomes.set(name, { name, status: "failed", message, ...refused, elapsed_ms: elapsed() });
         return false;
       }
     },

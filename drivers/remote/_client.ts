@@ -263,3 +263,123 @@ async function failed(t: Target, e: unknown, timeoutMs: number): Promise<never> 
 }
 
 const secs = (ms: number) => `${Math.round(ms / 100) / 10}s`;
+
+/** An answer of another host's agent: status and JSON body (`undefined` when none). */
+export interface AgentAnswer {
+  status: number;
+  // deno-lint-ignore no-explicit-any
+  body: any;
+}
+
+/** A request to another host's provisioning agent. */
+export interface AgentCall extends RequestOptions {
+  method: "GET" | "POST";
+  /** Path below the endpoint's own path (`/v1/services/web`), query included. */
+  path: string;
+  body?: unknown;
+  /**
+   * Read the answer as server-sent events: each event goes to `onEvent` as it comes, and the
+   * call resolves when the stream ends (the timeout then bounds the wait for each event).
+   */
+  onEvent?: (event: string, data: string) => void;
+}
+
+/**
+ * One exchange with another host's agent (`agent = true`): a JSON answer of any status (the
+ * caller reads the agent's `{error}`), or a stream of events. 401/403 and the connection's
+ * failures throw a {@linkcode RemoteError} as for a plain endpoint.
+ */
+export async function callAgent(t: Target, c: AgentCall): Promise<AgentAnswer> {
+  const headers = await headersOf(t);
+  const tls = t.https ? await tlsOptions(t) : {};
+  const timeoutMs = c.timeoutMs ?? t.timeoutMs;
+  const base = t.path.replace(/\/+$/, "").replace(/\?.*$/, "");
+  const body = c.body === undefined ? undefined : JSON.stringify(c.body);
+  const send = t.https ? httpsRequest : httpRequest;
+  const answer = await new Promise<AgentAnswer>((resolve, reject) => {
+    const req = send({
+      host: t.host,
+      port: t.port,
+      path: `${base}${c.path}`,
+      method: c.method,
+      headers: {
+        ...headers,
+        Accept: c.onEvent ? "text/event-stream" : "application/json",
+        ...(body !== undefined
+          ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) }
+          : {}),
+      },
+      agent: false,
+      ...tls,
+    }, (res) => {
+      const status = res.statusCode ?? 0;
+      res.setEncoding("utf8");
+      const streaming = c.onEvent && /text\/event-stream/.test(res.headers["content-type"] ?? "");
+      let text = "";
+      let buf = "";
+      res.on("data", (d: string) => {
+        if (!streaming) return void (text += d);
+        rearm(); // the timeout bounds the silence between events, not the whole stream
+        buf += d;
+        for (let i; (i = buf.indexOf("\n\n")) !== -1;) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let event = "message";
+          const data: string[] = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event: ")) event = line.slice(7);
+            else if (line.startsWith("data: ")) data.push(line.slice(6));
+          }
+          if (data.length) c.onEvent!(event, data.join("\n"));
+        }
+      });
+      res.on("end", () => {
+        let parsed: unknown;
+        try {
+          parsed = text ? JSON.parse(text) : undefined;
+        } catch { /* not JSON: kept undefined */ }
+        resolve({ status, body: parsed });
+      });
+      res.on("error", reject);
+      res.on("aborted", () => reject(new Error("ECONNRESET")));
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const rearm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        reject(new Timeout());
+        req.destroy();
+      }, timeoutMs);
+    };
+    rearm();
+    const onAbort = () => {
+      reject(new Cancelled());
+      req.destroy();
+    };
+    if (c.signal?.aborted) onAbort();
+    else c.signal?.addEventListener("abort", onAbort, { once: true });
+    req.once("close", () => {
+      clearTimeout(timer);
+      c.signal?.removeEventListener("abort", onAbort);
+    });
+    req.on("error", reject);
+    req.end(body);
+  }).catch((e) => failed(t, e, timeoutMs));
+  if (answer.status === 401) {
+    throw new RemoteError(
+      t.tokenPath === undefined
+        ? `${t.where}: 401: the agent wants a token (set auth_token_path)`
+        : `${t.where}: 401: the agent rejected the token of auth_token_path`,
+      "auth",
+      true,
+    );
+  }
+  if (answer.status === 403) {
+    throw new RemoteError(
+      `${t.where}: 403: ${answer.body?.error?.message ?? "forbidden"}`,
+      "auth",
+      true,
+    );
+  }
+  return answer;
+}

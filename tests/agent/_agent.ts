@@ -26,6 +26,7 @@ export async function spawnAgent(
   sb: Sandbox,
   args: string[] = [],
   env: Record<string, string> = {},
+  host = "127.0.0.1",
 ): Promise<TestAgent> {
   const port = await freePort();
   const child = sb.adopt(spawn(
@@ -37,7 +38,7 @@ export async function spawnAgent(
       CLI,
       "agent",
       "--listen",
-      `127.0.0.1:${port}`,
+      `${host}:${port}`,
       "--config",
       sb.config,
       ...args,
