@@ -17,6 +17,7 @@
  * | `kubernetes-failfast` | a fail-fast reason shown by the double → our `failed` event | ≤ 2 s |
  * | `kubernetes-list` | `services list` cold start with kubernetes services / binary  | ≤ 1.10 |
  * | `logs`     | log writer CPU per second at 50 MiB/s, rotating (10 MB, keep 3) / `cat >> file` | none |
+ * | `remote`   | 3-level graph across two hosts (B's agent forwards level 1) / critical path | ≤ 1.15 |
  * | `agent`    | kill -9 → SSE `status` event, after the supervisor's record; idle, API p50/p99 | 50 ms |
  *
  * A missed goal is reported, not an error: the script exits 0 unless a benchmark crashed (1).
@@ -45,6 +46,7 @@ import {
 import { benchSupervision } from "./bench_supervision.ts";
 import { benchLogs } from "./bench_logs.ts";
 import { benchAgent } from "./bench_agent.ts";
+import { benchRemote } from "./bench_remote.ts";
 import { type BenchResult, resultLine, running } from "./_bench_util.ts";
 
 export type { BenchResult };
@@ -119,6 +121,10 @@ export const BENCHMARKS: Record<
   logs: {
     about: "log writer CPU at 50 MiB/s with rotation vs cat >> file; log folder vs its bound",
     run: (runs) => benchLogs({ runs }),
+  },
+  remote: {
+    about: "3-level graph across two hosts (goal: ≤ 1.15 × bound); status of 20 remote services",
+    run: (runs) => benchRemote({ runs }),
   },
   agent: {
     about: "kill -9 → SSE status event (goal: ≤ 50 ms after the supervisor's record); idle, API",

@@ -119,6 +119,7 @@ async function forward(
   opts: { force?: boolean } = {},
 ): Promise<void> {
   let result: AgentAnswer | undefined;
+  forget(t);
   const a = await callAgent(t, {
     method: "POST",
     path: servicePath(name, `/${action}`),
@@ -140,7 +141,7 @@ async function forward(
         result = { status: event === "result" ? 200 : 409, body: doc };
       }
     },
-  }).catch((e) => {
+  }).finally(() => forget(t)).catch((e) => {
     if (e instanceof RemoteError && !e.permanent) {
       throw new ProvisioningError(
         `${hostOf(t)}/${name}: the agent went away during the ${action} (${e.message})`,
@@ -164,12 +165,52 @@ async function forward(
   }
 }
 
+/** One row of the other agent's `GET /v1/services`. */
+interface RemoteRow {
+  name: string;
+  status: ServiceStatus;
+  health?: string;
+  pid?: number | null;
+}
+
+/**
+ * The other agent's service list, shared by the status reads of this process for up to 1 s
+ * (as plain endpoints share their probes): the status of 20 services there is one request, not
+ * 20. A start or stop sent there forgets it.
+ */
+const lists = new Map<string, { at: number; rows: Promise<Map<string, RemoteRow>> }>();
+const LIST_TTL_MS = 1_000;
+const listKey = (t: Target) => JSON.stringify([t.host, t.port, t.path, t.tokenPath]);
+
+function forget(t: Target): void {
+  lists.delete(listKey(t));
+}
+
+function remoteList(t: Target, ctx: DriverContext): Promise<Map<string, RemoteRow>> {
+  const key = listKey(t);
+  const hit = lists.get(key);
+  if (hit && performance.now() - hit.at < LIST_TTL_MS) return hit.rows;
+  const rows = callAgent(t, { method: "GET", path: "/v1/services", signal: ctx.signal })
+    .then((a) => {
+      if (a.status !== 200) fromAgentError(t, "*", a, "list");
+      return new Map((a.body as RemoteRow[]).map((r) => [r.name, r]));
+    });
+  lists.set(key, { at: performance.now(), rows });
+  rows.catch(() => lists.get(key)?.rows === rows && lists.delete(key));
+  return rows;
+}
+
 /** The remote service's status as the agent reports it. */
-async function remoteStatus(t: Target, name: string, ctx: DriverContext) {
-  const a = await callAgent(t, { method: "GET", path: servicePath(name), signal: ctx.signal })
-    .catch(asError);
-  if (a.status !== 200) fromAgentError(t, name, a, "status");
-  return a.body as { status: ServiceStatus; health?: string; message?: string; pid?: number };
+async function remoteStatus(t: Target, name: string, ctx: DriverContext): Promise<RemoteRow> {
+  const rows = await remoteList(t, ctx).catch(asError);
+  const row = rows.get(name);
+  if (!row) {
+    throw new ProvisioningError(`${hostOf(t)}: no service "${name}" there`, {
+      exitCode: ExitCode.preflight,
+      hints: ["Check service in [deployment.remote]"],
+    });
+  }
+  return row;
 }
 
 /**
@@ -239,7 +280,10 @@ export async function agentStatus(
     const s = await remoteStatus(t, name, ctx);
     const status = STATUSES.includes(s.status) ? s.status : "failed";
     const there = `on ${hostOf(t)} as ${name}${s.pid ? ` (pid ${s.pid} there)` : ""}`;
-    return { status, message: s.message ? `${there}: ${s.message}` : there };
+    return {
+      status,
+      message: s.health && s.health !== "unknown" ? `${there}: ${s.health}` : there,
+    };
   } catch (e) {
     return { status: "failed", message: (e as Error).message };
   }
