@@ -84,12 +84,13 @@ export function hoistGlobalOptions(
   return end === -1 ? [...rest, ...moved] : [...rest.slice(0, end), ...moved, ...rest.slice(end)];
 }
 
-/** Give every command that runs an action `--config`, `--json` and `--quiet` when it lacks them. */
+/**
+ * Give every command without subcommands (the ones that run) `--config`, `--json` and
+ * `--quiet` when it lacks them (`leaf()` adds them to most; `supervisor stop`, `agent token` …).
+ */
 export function acceptGlobalOptions(cmd: Command): void {
   const has = (flag: string) => cmd.options.some((o) => o.long === flag);
-  // deno-lint-ignore no-explicit-any
-  const runs = (cmd as any)._actionHandler !== null && (cmd as any)._actionHandler !== undefined;
-  if (runs) {
+  if (cmd.commands.length === 0) {
     if (!has("--config")) cmd.option("--config <file>", "service registry");
     if (!has("--json")) cmd.option("--json", "print one JSON document");
     if (!has("--quiet")) cmd.option("-q, --quiet", "print only failures and the summary");

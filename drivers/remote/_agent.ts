@@ -14,13 +14,14 @@
 import { ExitCode, ProvisioningError, RefusedError } from "../../core/errors.ts";
 import type { LifecycleEvent } from "../../core/lifecycle/events.ts";
 import { pause } from "../../core/sleep.ts";
-import type {
-  DriverContext,
-  Handle,
-  LogOptions,
-  RuntimeStatus,
-  Service,
-  ServiceStatus,
+import {
+  type DriverContext,
+  type Handle,
+  type LogOptions,
+  type RuntimeStatus,
+  type Service,
+  SERVICE_STATUSES,
+  type ServiceStatus,
 } from "../../core/types.ts";
 import { type AgentAnswer, callAgent, RemoteError } from "./_client.ts";
 import { type Target, type TargetConfig, targetOf } from "./_target.ts";
@@ -32,15 +33,6 @@ export interface AgentConfig extends TargetConfig {
   /** Default `observe`. */
   control?: "observe" | "forward";
 }
-
-const STATUSES: readonly ServiceStatus[] = [
-  "running",
-  "stopped",
-  "starting",
-  "stopping",
-  "backoff",
-  "failed",
-];
 
 /** The name of the service on the other host. */
 const remoteName = (svc: Service, cfg: AgentConfig) => cfg.service ?? svc.name;
@@ -278,7 +270,7 @@ export async function agentStatus(
   const name = remoteName(svc, cfg);
   try {
     const s = await remoteStatus(t, name, ctx);
-    const status = STATUSES.includes(s.status) ? s.status : "failed";
+    const status = SERVICE_STATUSES.includes(s.status) ? s.status : "failed";
     const there = `on ${hostOf(t)} as ${name}${s.pid ? ` (pid ${s.pid} there)` : ""}`;
     return {
       status,
