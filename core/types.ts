@@ -224,9 +224,10 @@ export interface Handle {
 /**
  * Who recovers a crashed service: this program's supervisor as the process's parent
  * (`child`), the supervisor by polling (`poll`), the engine or cluster that runs it
- * (`engine`), or nobody (`none`).
+ * (`engine`), or nobody (`none`). `observe`: nobody here can recover it (it runs elsewhere),
+ * but the supervisor watches whether it answers and records each change.
  */
-export type Supervision = "child" | "poll" | "engine" | "none";
+export type Supervision = "child" | "poll" | "engine" | "observe" | "none";
 
 /** What a started service is: a local process group, a container, or something we do not own. */
 export type Ownership = "process" | "container" | "external";

@@ -19,7 +19,8 @@
  * - stop does nothing to it: the lifecycle reports `not_managed` (capability `owns: "external"`).
  * - status probes the endpoint (bounded by `timeout`; one probe per second at most is shared by
  *   the reads of one process): running while it answers, failed with the reason otherwise.
- *   Nobody restarts it (`supervision: "none"`).
+ *   Nobody here can restart it; the supervisor watches whether it answers (`supervision:
+ *   "observe"`) and records each change in its state and log.
  * - The token of `auth_token_path` goes as `Authorization: Bearer` with every request, read
  *   fresh each time, and is never printed.
  *
@@ -205,7 +206,7 @@ const remoteDriver = defineDriver<RemoteConfig>({
   config: remoteConfig,
   // Nothing of it is ours: stop leaves it running (`not_managed`), nobody restarts it, and
   // start returns only once the endpoint answers (its readiness, when it has no check of ours).
-  capabilities: { supervision: "none", owns: "external", readiness: "driver" },
+  capabilities: { supervision: "observe", owns: "external", readiness: "driver" },
   preflight,
   start,
   stop,

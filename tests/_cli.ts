@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { TestHost } from "./_hosts.ts";
 
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 export const CLI = join(ROOT, "cli.ts");
@@ -17,13 +18,17 @@ export interface CliResult {
   timedOut?: boolean;
 }
 
-/** Run `cli.ts args` to completion, or kill it after `timeoutMs` when given. */
+/**
+ * Run `cli.ts args` to completion (on `host` when given: tests/_hosts.ts), or kill it after
+ * `timeoutMs` when given.
+ */
 export function runCli(
   args: string[],
-  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; host?: TestHost } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(Deno.execPath(), ["run", "-A", "--quiet", CLI, ...args], {
+    const argv: [string, string[]] = [Deno.execPath(), ["run", "-A", "--quiet", CLI, ...args]];
+    const child = spawn(...(opts.host ? opts.host.argv(...argv) : argv), {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, NO_COLOR: "1", ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],

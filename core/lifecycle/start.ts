@@ -17,6 +17,7 @@ import {
   askSupervisor,
   needsSupervisor,
   reviveSupervisor,
+  spawnedBySupervisor,
   superviseAdopt,
   superviseReady,
   superviseStart,
@@ -170,6 +171,8 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
           o.emit({ type: "progress", service: name, message, dependency: o.dependency }),
       };
       const supervised = needsSupervisor(svc, driver, p.env);
+      // Observed services (remote) are started here and only watched there once ready.
+      const spawnsThere = supervised && spawnedBySupervisor(driver);
       if (!o.restarting) {
         const rt = await reconcile(p, svc, driver, await driver.status(svc, ctx));
         if (rt.status === "running") {
@@ -223,7 +226,7 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
         });
       }
       touched = true;
-      const handle = supervised
+      const handle = spawnsThere
         ? await superviseStart(p, svc)
         : await launch(p.store, driver, svc, ctx);
       o.emit({ type: "started", service: name, pid: handle.pid, dependency: o.dependency });
@@ -250,7 +253,8 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
       });
       o.onReady?.();
       await p.store.running(name);
-      if (supervised) await superviseReady(p, svc);
+      if (spawnsThere) await superviseReady(p, svc);
+      else if (supervised) await superviseAdopt(p, svc);
       return {
         name,
         status: "started" as const,

@@ -62,6 +62,8 @@ export async function stopWithin(
             const message = where
               ? `${name} runs at ${where}; left running`
               : `${name} is not run by this host; left running`;
+            // No longer in use here: the supervisor stops watching it (it runs on there).
+            await unwatch(p, name);
             emit({ type: "not_managed", service: name, message });
             return { name, status: "not_managed" as const, message };
           }

@@ -40,7 +40,10 @@ function spec(t: SupervisorTarget, svc: Service): WatchSpec {
   return { service: svc, env: t.env, cwd: t.cwd, overrides: t.plugins?.allowedOverrides() };
 }
 
-/** Whether a service needs a watcher that outlives the CLI (its driver lets us supervise it). */
+/**
+ * Whether a service needs a watcher that outlives the CLI: its driver lets us supervise it and
+ * it asks for recovery or has a check, or it runs elsewhere and is observed (`observe`).
+ */
 export function needsSupervisor(
   svc: Service,
   driver: Pick<Driver, "capabilities">,
@@ -48,8 +51,15 @@ export function needsSupervisor(
 ): boolean {
   if (env.PROVISIONING_NO_SUPERVISOR === "1") return false;
   const supervision = driver.capabilities?.supervision ?? "none";
+  if (supervision === "observe") return true;
   return (supervision === "child" || supervision === "poll") &&
     (svc.startup.restart_on_failure || svc.health_check.type !== "none");
+}
+
+/** Whether the supervisor spawns the service (as its child) rather than only watching it. */
+export function spawnedBySupervisor(driver: Pick<Driver, "capabilities">): boolean {
+  const supervision = driver.capabilities?.supervision ?? "none";
+  return supervision === "child" || supervision === "poll";
 }
 
 /** Ask the running supervisor; undefined when none runs. */

@@ -327,13 +327,21 @@ export class Supervisor implements WatcherHost {
       if (known.phase === "starting" && phase === "running") known.running();
       return;
     }
+    const driver = await this.plugins(spec).driver(spec.service.deployment.mode);
+    if (driver.capabilities?.supervision === "observe") {
+      // It runs elsewhere: watch whether it answers, never restart it.
+      const w = new Watcher(this, spec, "running");
+      this.#watchers.set(name, w);
+      await writeFileAtomic(join(this.files.watchDir, `${name}.json`), JSON.stringify(spec));
+      w.observe();
+      return;
+    }
     const state = await readState(this.paths, name);
     const w = new Watcher(this, spec, phase);
     w.pid = state?.pid;
     w.pidStart = state?.pid_start;
     if (!w.pid) {
       // No usable record, but its driver may still find it (by its cgroup or marker).
-      const driver = await this.plugins(spec).driver(spec.service.deployment.mode);
       const ctx = { paths: this.paths, env: spec.env, cwd: spec.cwd };
       const rt = await driver.status(spec.service, ctx).catch(() => undefined);
       if (rt?.status === "running" && rt.pid) {

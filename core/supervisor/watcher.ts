@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { waitHealthy, watch } from "../health/prober.ts";
+import { type ProbeTarget, waitHealthy, watch } from "../health/prober.ts";
 import { lastOutput, launch } from "../lifecycle/launch.ts";
 import type { PluginRegistry } from "../plugins/registry.ts";
 import type { StateStore } from "../state/store.ts";
@@ -233,6 +233,57 @@ export class Watcher {
         },
       })
     ).catch((e) => this.#host.log(`${this.name}: health watch failed: ${(e as Error).message}`));
+  }
+
+  /**
+   * A service that runs elsewhere (`supervision: "observe"`, a remote endpoint): every
+   * `health_check.interval` seconds ask whether it answers — its health check when it has one,
+   * else its driver's status probe — and record each change, after `health_check.retries`
+   * failures in a row, in its state (`Unreachable: …`, then cleared) and its log. Never restarted.
+   */
+  observe(): void {
+    this.phase = "running";
+    const svc = this.service;
+    const host = this.#host;
+    const ac = this.ac;
+    const log = (e: unknown) => host.log(`${this.name}: ${(e as Error).message}`);
+    const target = async (): Promise<ProbeTarget> => {
+      const common = { health: svc.health_check, service: svc.name, env: this.spec.env };
+      if (svc.health_check.type !== "none") {
+        const check = await host.plugins(this.spec).check(svc.health_check.type);
+        return { ...common, check, cfg: svc.health_check[svc.health_check.type] };
+      }
+      const driver = await host.plugins(this.spec).driver(svc.deployment.mode);
+      const check = {
+        type: "status",
+        config: undefined as never,
+        run: async () => {
+          const started = performance.now();
+          const rt = await driver.status(svc, { ...this.#ctx(), signal: ac.signal });
+          const durationMs = performance.now() - started;
+          return { healthy: rt.status === "running", message: rt.message ?? rt.status, durationMs };
+        },
+      };
+      return { ...common, check, cfg: undefined };
+    };
+    let down = false;
+    target().then((t) =>
+      watch(t, {
+        signal: ac.signal,
+        onResult: (r, st) => {
+          if (ac.signal.aborted) return;
+          if (st.unhealthy && !down) {
+            down = true;
+            host.store.note(this.name, `Unreachable: ${r.message}`).catch(log);
+            host.serviceLog(this.name, `unreachable: ${r.message}`).catch(log);
+          } else if (r.healthy && down) {
+            down = false;
+            host.store.note(this.name, undefined).catch(log);
+            host.serviceLog(this.name, `reachable again: ${r.message}`).catch(log);
+          }
+        },
+      })
+    ).catch((e) => host.log(`${this.name}: watch failed: ${(e as Error).message}`));
   }
 
   async #unhealthy(message: string, failures: number): Promise<void> {

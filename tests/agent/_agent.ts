@@ -21,34 +21,34 @@ export interface TestAgent {
   stop: () => Promise<number | null>;
 }
 
-/** Start `cli.ts agent` for `sb`; resolves once it prints its sign-in URL. */
+/**
+ * Start `cli.ts agent` for `sb` (on `sb.host` when it has one, listening on that host's address,
+ * else on `host`); resolves once it prints its sign-in URL.
+ */
 export async function spawnAgent(
   sb: Sandbox,
   args: string[] = [],
   env: Record<string, string> = {},
-  host = "127.0.0.1",
+  host = sb.host?.address ?? "127.0.0.1",
 ): Promise<TestAgent> {
-  const port = await freePort();
-  const child = sb.adopt(spawn(
-    Deno.execPath(),
-    [
-      "run",
-      "-A",
-      "--quiet",
-      CLI,
-      "agent",
-      "--listen",
-      `${host}:${port}`,
-      "--config",
-      sb.config,
-      ...args,
-    ],
-    {
-      cwd: ROOT,
-      env: { ...process.env, PROVISIONING_HOME: sb.home, NO_COLOR: "1", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  ));
+  const port = sb.host ? await sb.host.freePort() : await freePort();
+  const argv: [string, string[]] = [Deno.execPath(), [
+    "run",
+    "-A",
+    "--quiet",
+    CLI,
+    "agent",
+    "--listen",
+    `${host}:${port}`,
+    "--config",
+    sb.config,
+    ...args,
+  ]];
+  const child = sb.adopt(spawn(...(sb.host ? sb.host.argv(...argv) : argv), {
+    cwd: ROOT,
+    env: { ...process.env, PROVISIONING_HOME: sb.home, NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  }));
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));

@@ -1,6 +1,7 @@
 /**
- * A real nginx (Debian's nginx-light) serving https on 127.0.0.2 with certificates made here with
- * openssl — a CA and a leaf for IP:127.0.0.2 and DNS:remote.test, an expired leaf, a client
+ * A real nginx (Debian's nginx-light) serving https on a test host (tests/_hosts.ts: 127.0.0.2
+ * unless told, or host B of a pair of network namespaces) with certificates made here with
+ * openssl — a CA and a leaf for the host's IP and DNS:remote.test, an expired leaf, a client
  * certificate, a second CA nobody trusts — for the remote driver's tests
  * (tests/drivers/remote_test.ts, tests/e2e/remote_test.ts).
  */
@@ -9,6 +10,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loopbackHost, type TestHost } from "../_hosts.ts";
 import { findProgram } from "../_plugin_helpers.ts";
 import { until } from "../_until.ts";
 
@@ -18,8 +20,10 @@ export const OPENSSL = findProgram("openssl", ["/usr/bin/openssl"]);
 export const MISSING = !NGINX ? "nginx is not installed" : !OPENSSL ? "openssl is missing" : "";
 if (MISSING) console.warn(`remote driver tests skipped: ${MISSING}`);
 
-/** The address every test server listens on (all of 127.0.0.0/8 is loopback). */
+/** The address the driver tests' servers listen on (all of 127.0.0.0/8 is loopback). */
 export const HOST = "127.0.0.2";
+/** {@linkcode HOST} as a test host. */
+export const LOCAL = loopbackHost("b", HOST);
 /** The two tokens nginx accepts, and the label its access log writes for each. */
 export const TOKENS = { a: "tok-A-5f2c9e", b: "tok-B-81d07a" } as const;
 
@@ -46,13 +50,13 @@ export interface Pki {
   client: { cert: string; key: string };
 }
 
-/** A CA, a leaf for IP:127.0.0.2 and DNS:remote.test, an expired leaf, a client cert, another CA. */
-export async function makePki(dir: string): Promise<Pki> {
+/** A CA, a leaf for IP:`address` and DNS:remote.test, an expired leaf, a client cert, another CA. */
+export async function makePki(dir: string, address = HOST): Promise<Pki> {
   await mkdir(join(dir, "db"), { recursive: true });
   const o = (...args: string[]) => run(OPENSSL!, args, dir);
   const ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes".split(" ");
   const words = (line: string) => line.trim().split(/\s+/);
-  const LEAF = "subjectAltName=IP:127.0.0.2,DNS:remote.test\nbasicConstraints=CA:FALSE\n" +
+  const LEAF = `subjectAltName=IP:${address},DNS:remote.test\nbasicConstraints=CA:FALSE\n` +
     "extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n";
   for (const name of ["ca", "other-ca"]) {
     await o(
@@ -114,19 +118,6 @@ export function freePort(host = HOST): Promise<number> {
   });
 }
 
-/** Whether something accepts TCP connections on `host:port`. */
-export function listening(port: number, host = HOST): Promise<boolean> {
-  return new Promise((resolve) => {
-    import("node:net").then(({ connect }) => {
-      const s = connect({ host, port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
-    });
-  });
-}
-
 /** The ports of an {@linkcode Nginx}: one server each. */
 export interface NginxPorts {
   /** The good leaf; `/` wants one of {@linkcode TOKENS}, `/open` wants none, `/broken` is 503. */
@@ -144,13 +135,20 @@ export interface NginxPorts {
  */
 export class Nginx implements AsyncDisposable {
   #child?: ChildProcess;
-  private constructor(readonly dir: string, readonly ports: NginxPorts, readonly pki: Pki) {}
+  private constructor(
+    readonly dir: string,
+    readonly ports: NginxPorts,
+    readonly pki: Pki,
+    readonly host: TestHost,
+  ) {}
 
-  /** Write the config (ports chosen now); `start()` runs it. */
-  static async create(dir: string, pki: Pki): Promise<Nginx> {
+  /** Write the config (ports chosen now) for `host`; `start()` runs it there. */
+  static async create(dir: string, pki: Pki, host = LOCAL): Promise<Nginx> {
     await mkdir(join(dir, "tmp"), { recursive: true });
-    const ports = { main: await freePort(), expired: await freePort(), mtls: await freePort() };
-    const ng = new Nginx(dir, ports, pki);
+    const port = () => host.freePort();
+    const ports = { main: await port(), expired: await port(), mtls: await port() };
+    const ng = new Nginx(dir, ports, pki, host);
+    const HOST = host.address;
     const t = (p: string) => join(dir, "tmp", p);
     const ssl = (c: { cert: string; key: string }) =>
       `ssl_certificate ${c.cert};\n    ssl_certificate_key ${c.key};`;
@@ -218,23 +216,17 @@ http {
 
   /** Start it; resolves once its ports accept connections. */
   async start(): Promise<void> {
-    const child = spawn(NGINX!, [
-      "-p",
-      this.dir,
-      "-e",
-      join(this.dir, "error.log"),
-      "-c",
-      this.config,
-    ], {
+    const args = ["-p", this.dir, "-e", join(this.dir, "error.log"), "-c", this.config];
+    const child = spawn(...this.host.argv(NGINX!, args), {
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
     child.stderr!.on("data", (d) => (stderr += d));
     this.#child = child;
     await until(
-      async () => {
+      () => {
         if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-        return (await listening(this.ports.main)) && (await listening(this.ports.mtls));
+        return this.host.listening(this.ports.main) && this.host.listening(this.ports.mtls);
       },
       "nginx listening",
       10_000,
@@ -263,14 +255,17 @@ http {
   }
 }
 
-/** A temp dir with certificates and a running nginx; removes everything on dispose. */
-export async function nginxFixture(prefix = "prov-remote-"): Promise<
+/**
+ * A temp dir with certificates and an nginx on `host` (not started); removes everything on
+ * dispose.
+ */
+export async function nginxFixture(prefix = "prov-remote-", host = LOCAL): Promise<
   { dir: string; pki: Pki; nginx: Nginx } & AsyncDisposable
 > {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   try {
-    const pki = await makePki(join(dir, "pki"));
-    const nginx = await Nginx.create(join(dir, "nginx"), pki);
+    const pki = await makePki(join(dir, "pki"), host.address);
+    const nginx = await Nginx.create(join(dir, "nginx"), pki, host);
     return {
       dir,
       pki,
@@ -319,20 +314,34 @@ export function remoteToml(
 }
 
 /**
- * A TCP listener on `port` that counts the connections it gets and resets them: something is
- * polling the port. `close()` frees the port for the real server.
+ * A TCP listener on `host`'s `port` that counts the connections it gets and resets them:
+ * something is polling the port. It is a child process on that host; `close()` kills it (by PID)
+ * and so frees the port for the real server.
  */
-export async function gate(port: number, host = HOST) {
-  let hits = 0;
-  const server = createServer((s) => {
-    hits++;
-    s.destroy();
+export async function gate(port: number, host = LOCAL) {
+  const script = `const s = (await import("node:net")).createServer((c) => { c.destroy(); ` +
+    `console.log("hit"); }); s.listen(${port}, "${host.address}", () => console.log("ready"));`;
+  const child = spawn(...host.argv(Deno.execPath(), ["eval", script]), {
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  await new Promise<void>((r) => server.listen(port, host, r));
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  const exited = new Promise((r) => child.once("exit", r));
+  await until(
+    () => {
+      if (child.exitCode !== null) throw new Error(`the gate exited: ${out}`);
+      return out.startsWith("ready");
+    },
+    "the gate listening",
+    10_000,
+  );
   return {
     get hits() {
-      return hits;
+      return out.split("\n").filter((l) => l === "hit").length;
     },
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: async () => {
+      process.kill(child.pid!, "SIGKILL");
+      await exited;
+    },
   };
 }

@@ -36,7 +36,8 @@ async function open(dir: string, toml: string): Promise<Platform> {
   const config = join(dir, `services-${Math.random().toString(36).slice(2)}.toml`);
   await writeFile(config, toml);
   const home = join(dir, "home");
-  const env = { PATH: process.env.PATH, HOME: dir };
+  // The driver alone: no supervisor watching (tests/e2e/remote_test.ts covers that).
+  const env = { PATH: process.env.PATH, HOME: dir, PROVISIONING_NO_SUPERVISOR: "1" };
   return await Platform.open({
     config,
     home,
@@ -118,7 +119,7 @@ test("remote start waits for a GET below 500 with the token, status probes, stop
   );
   const driver = await p.plugins.driver("remote");
   assert.deepEqual(driver.capabilities, {
-    supervision: "none",
+    supervision: "observe",
     owns: "external",
     readiness: "driver",
   });

@@ -19,6 +19,7 @@ import { type CliResult, ROOT, runCli } from "../_cli.ts";
 import { isAlive, killGroup, waitGone } from "../../core/process/identity.ts";
 import { readState } from "../../core/state/store.ts";
 import { type LifecycleEvent, Platform, stopServices, stopSupervisor } from "../../mod.ts";
+import type { TestHost } from "../_hosts.ts";
 import { until } from "../_until.ts";
 export { until };
 
@@ -111,6 +112,9 @@ export class Sandbox implements AsyncDisposable {
   readonly env: Record<string, string | undefined>;
   #children: ChildProcess[] = [];
 
+  /** The test host its CLI runs on (tests/_hosts.ts), or this machine. */
+  host?: TestHost;
+
   private constructor(dir: string, token: string, ports: Record<string, number>) {
     this.dir = dir;
     this.token = token;
@@ -121,12 +125,13 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /** Write the registry of `specs` with free ports into a new temp dir. */
-  static async create(specs: ServiceSpec[]): Promise<Sandbox> {
+  static async create(specs: ServiceSpec[], opts: { host?: TestHost } = {}): Promise<Sandbox> {
     const dir = await mkdtemp(join(tmpdir(), "prov-e2e-"));
     const token = randomBytes(4).toString("hex");
     const ports: Record<string, number> = {};
     for (const s of specs) ports[s.name] = await freePort();
     const sb = new Sandbox(dir, token, ports);
+    sb.host = opts.host;
     const services = Object.fromEntries(specs.map((s) => [s.name, sb.#table(s)]));
     await writeFile(sb.config, stringify({ services }));
     return sb;
@@ -146,6 +151,7 @@ export class Sandbox implements AsyncDisposable {
   cli(args: string[]): Promise<CliResult> {
     return runCli([...args, "--config", this.config], {
       env: { PROVISIONING_HOME: this.home },
+      host: this.host,
     });
   }
 

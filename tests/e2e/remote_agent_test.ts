@@ -1,7 +1,9 @@
 /**
- * Remote services behind another host's agent (`agent = true`), through the CLI: host B is a
- * real `provisioning agent` on 127.0.0.3 with its own home and real demo services; host A is a
- * home whose registry names B's services. Forwarded start/stop/logs/status (B's events shown as
+ * Remote services behind another host's agent (`agent = true`), through the CLI, across two test
+ * hosts (tests/_hosts.ts: network namespaces made here, or 127.0.0.2/127.0.0.3 where they cannot
+ * be made): host B runs a real `provisioning agent` over TLS (a CA and leaf made with openssl)
+ * with its own home and real demo services; host A runs the CLI with a home whose registry names
+ * B's services. Forwarded start/stop/logs/status (B's events shown as
  * `host/service` in A's progress), B's refusal (exit 4 here), B's pre-flight failure (exit 3), an
  * observed service (stop leaves it), a rejected token, B's agent killed mid-start, and B down.
  */
@@ -11,11 +13,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "smol-toml";
 import { CLI, ROOT } from "../_cli.ts";
+import { testHosts } from "../_hosts.ts";
+import { makePki, MISSING } from "../drivers/_remote_fixture.ts";
 import { spawnAgent } from "../agent/_agent.ts";
 import { Sandbox, until } from "./_registry.ts";
 import { cliStatus } from "./_supervised.ts";
-
-const B_HOST = "127.0.0.3";
 
 /** A's `[services.NAME]` for B's `service`. */
 function remoteTable(
@@ -24,6 +26,7 @@ function remoteTable(
   token: string,
   service: string,
   control: string,
+  ca: string,
 ) {
   return {
     name,
@@ -33,35 +36,44 @@ function remoteTable(
     dependencies: [],
     deployment: {
       mode: "remote",
-      remote: { endpoint, auth_token_path: token, agent: true, service, control },
+      remote: { endpoint, auth_token_path: token, ca_file: ca, agent: true, service, control },
     },
     startup: { start_timeout: 20 },
   };
 }
 
-Deno.test("forwarded to another host's agent: start, status, logs, refusals, pre-flight, observe, failures", async () => {
+Deno.test({
+  name:
+    "forwarded to another host's agent: start, status, logs, refusals, pre-flight, observe, failures",
+  ignore: !!MISSING,
+  fn,
+});
+
+async function fn() {
+  await using hosts = testHosts();
   await using b = await Sandbox.create([
     { name: "db" },
     { name: "web", deps: ["db"] },
     { name: "slow", readyAfter: 60_000, startTimeout: 60 },
     { name: "broken", command: () => ({ binary_path: "/nonexistent/b-bin", args: [] }) },
-  ]);
-  const agentB = await spawnAgent(b, [], {}, B_HOST);
+  ], { host: hosts.b });
+  const pki = await makePki(join(b.dir, "pki"), hosts.b.address);
+  const agentB = await spawnAgent(b, ["--tls-cert", pki.leaf.cert, "--tls-key", pki.leaf.key]);
   const endpoint = agentB.url;
-  assert.match(endpoint, /^http:\/\/127\.0\.0\.3:/);
+  assert.equal(endpoint, `https://${hosts.b.address}:${agentB.port}`);
   const token = join(b.home, "agent", "token");
   const host = new URL(endpoint).host;
 
-  await using a = await Sandbox.create([{ name: "front", deps: ["b-web"] }]);
+  await using a = await Sandbox.create([{ name: "front", deps: ["b-web"] }], { host: hosts.a });
   const doc = parse(readFileSync(a.config, "utf8")) as { services: Record<string, unknown> };
   const wrongToken = join(a.dir, "wrong.token");
   writeFileSync(wrongToken, "not-the-token-of-b-0123456789\n", { mode: 0o600 });
-  doc.services["b-web"] = remoteTable("b-web", endpoint, token, "web", "forward");
-  doc.services["b-db"] = remoteTable("b-db", endpoint, token, "db", "forward");
-  doc.services["b-db-seen"] = remoteTable("b-db-seen", endpoint, token, "db", "observe");
-  doc.services["b-broken"] = remoteTable("b-broken", endpoint, token, "broken", "forward");
-  doc.services["b-slow"] = remoteTable("b-slow", endpoint, token, "slow", "forward");
-  doc.services["b-bad"] = remoteTable("b-bad", endpoint, wrongToken, "web", "forward");
+  doc.services["b-web"] = remoteTable("b-web", endpoint, token, "web", "forward", pki.ca);
+  doc.services["b-db"] = remoteTable("b-db", endpoint, token, "db", "forward", pki.ca);
+  doc.services["b-db-seen"] = remoteTable("b-db-seen", endpoint, token, "db", "observe", pki.ca);
+  doc.services["b-broken"] = remoteTable("b-broken", endpoint, token, "broken", "forward", pki.ca);
+  doc.services["b-slow"] = remoteTable("b-slow", endpoint, token, "slow", "forward", pki.ca);
+  doc.services["b-bad"] = remoteTable("b-bad", endpoint, wrongToken, "web", "forward", pki.ca);
   writeFileSync(a.config, stringify(doc));
   const tokenText = readFileSync(token, "utf8").trim();
   const noToken = (out: string) => assert.ok(!out.includes(tokenText), "B's token was printed");
@@ -121,8 +133,9 @@ Deno.test("forwarded to another host's agent: start, status, logs, refusals, pre
 
   // B's agent killed while B starts slow: A says so, exit 1.
   const starting = a.adopt(spawn(
-    Deno.execPath(),
-    ["run", "-A", "--quiet", CLI, "services", "start", "b-slow", "--config", a.config],
+    ...hosts.a.argv(Deno.execPath(), [
+      ...["run", "-A", "--quiet", CLI, "services", "start", "b-slow", "--config", a.config],
+    ]),
     { cwd: ROOT, env: { ...process.env, PROVISIONING_HOME: a.home, NO_COLOR: "1" } },
   ));
   let out = "";
@@ -139,4 +152,4 @@ Deno.test("forwarded to another host's agent: start, status, logs, refusals, pre
   const down = await cliStatus(a, "b-web");
   assert.equal(down.status, "failed");
   assert.match(down.message ?? "", /connection refused/);
-});
+}

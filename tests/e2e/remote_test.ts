@@ -1,20 +1,21 @@
 /**
- * `mode = "remote"` through the CLI, against a real nginx serving https on 127.0.0.2 with a CA
- * and certificates made at test time (the fixture of tests/drivers/remote_test.ts): a local
- * binary service waits for the remote endpoint, which comes up only after the start began;
+ * `mode = "remote"` through the CLI across two test hosts (tests/_hosts.ts: network namespaces
+ * made here, or 127.0.0.2/127.0.0.3 where they cannot be made): the CLI and its services run on
+ * host A, a real nginx serves https on host B with a CA and certificates made at test time (the
+ * fixture of tests/drivers/remote_test.ts). A local binary service waits for the remote
+ * endpoint, which comes up only after the start began;
  * stops leave nginx running and say `not_managed`; status follows nginx; every failure has its
  * own message, and no token is ever printed.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { appendFile, writeFile } from "node:fs/promises";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { appendFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CLI, ROOT } from "../_cli.ts";
+import { testHosts } from "../_hosts.ts";
 import { isAlive } from "../../core/process/identity.ts";
 import {
-  freePort,
   gate,
-  HOST,
   MISSING,
   nginxFixture,
   remoteToml,
@@ -25,9 +26,12 @@ import { Sandbox, until } from "./_registry.ts";
 
 /** The CLI running in the background, its output as it comes. */
 function spawnCli(sb: Sandbox, args: string[]) {
-  const child: ChildProcess = spawn(
+  const argv: [string, string[]] = [
     Deno.execPath(),
     ["run", "-A", "--quiet", CLI, ...args, "--config", sb.config],
+  ];
+  const child: ChildProcess = spawn(
+    ...(sb.host ? sb.host.argv(...argv) : argv),
     {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: "1", PROVISIONING_HOME: sb.home },
@@ -62,8 +66,12 @@ Deno.test({
     "remote via the CLI: a local service waits for the endpoint; stops leave it running (not_managed); status follows it",
   ignore: !!MISSING,
   async fn() {
-    await using sb = await Sandbox.create([{ name: "app", deps: ["orchestrator"] }]);
-    await using fx = await nginxFixture();
+    await using hosts = testHosts();
+    const HOST = hosts.b.address;
+    await using sb = await Sandbox.create([{ name: "app", deps: ["orchestrator"] }], {
+      host: hosts.a,
+    });
+    await using fx = await nginxFixture("prov-remote-", hosts.b);
     const token = join(fx.dir, "orchestrator.token");
     await writeToken(token, TOKENS.a);
     const endpoint = `https://${HOST}:${fx.nginx.ports.main}`;
@@ -78,7 +86,7 @@ Deno.test({
     );
 
     // The start begins while nothing serves the endpoint: it must wait, polling, not fail.
-    const g = await gate(fx.nginx.ports.main);
+    const g = await gate(fx.nginx.ports.main, hosts.b);
     const start = spawnCli(sb, ["services", "start", "app"]);
     await until(
       () => start.out.text.includes("Starting dependency: orchestrator") && g.hits >= 3,
@@ -88,6 +96,12 @@ Deno.test({
     assert.ok(!start.out.text.includes("Starting service: app"), start.out.text);
     await g.close();
     await fx.nginx.start();
+    if (hosts.kind === "netns") {
+      const own = execFileSync("ip", ["-o", "addr"], { encoding: "utf8" });
+      assert.ok(!own.includes(HOST), "host B's address is inside its namespace only");
+    } else if (process.getuid?.() === 0 && !process.env.PROVISIONING_TEST_HOSTS) {
+      assert.fail("as root the hosts are network namespaces");
+    }
     assert.equal(await start.code, 0, start.out.text);
     const out = start.out.text;
     const healthy = out.indexOf("✅ Service orchestrator is healthy");
@@ -139,8 +153,10 @@ Deno.test({
   name: "remote via the CLI: each failure its own message and exit code, never a token",
   ignore: !!MISSING,
   async fn() {
-    await using sb = await Sandbox.create([]);
-    await using fx = await nginxFixture();
+    await using hosts = testHosts();
+    const HOST = hosts.b.address;
+    await using sb = await Sandbox.create([], { host: hosts.a });
+    await using fx = await nginxFixture("prov-remote-", hosts.b);
     await fx.nginx.start();
     const good = join(fx.dir, "good.token");
     const wrong = join(fx.dir, "wrong.token");
@@ -149,7 +165,7 @@ Deno.test({
     await writeToken(wrong, "tok-WRONG-33ab");
     await writeToken(open, TOKENS.b, 0o644);
     const { main, expired } = fx.nginx.ports;
-    const down = await freePort();
+    const down = await hosts.b.freePort();
     const at = (port: number) => `https://${HOST}:${port}`;
     const cases: {
       name: string;
@@ -179,8 +195,7 @@ Deno.test({
           tls_server_name: "wrong.test",
         },
         exit: 1,
-        message:
-          "TLS: the certificate is for IP Address:127.0.0.2, DNS:remote.test, not wrong.test",
+        message: `TLS: the certificate is for IP Address:${HOST}, DNS:remote.test, not wrong.test`,
       },
       {
         name: "bad-token",
@@ -228,5 +243,57 @@ Deno.test({
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     await until(async () => (await fx.nginx.who()).includes("a"), "the token reaching nginx");
     assert.deepEqual([...new Set(await fx.nginx.who())].sort(), ["a", "none"]);
+  },
+});
+
+Deno.test({
+  name:
+    "remote via the CLI: the supervisor watches a remote endpoint, records when it stops and starts answering, never restarts it",
+  ignore: !!MISSING,
+  async fn() {
+    await using hosts = testHosts();
+    await using sb = await Sandbox.create([], { host: hosts.a });
+    await using fx = await nginxFixture("prov-remote-", hosts.b);
+    await fx.nginx.start();
+    const token = join(fx.dir, "orchestrator.token");
+    await writeToken(token, TOKENS.a);
+    const endpoint = `https://${hosts.b.address}:${fx.nginx.ports.main}`;
+    await writeFile(
+      sb.config,
+      remoteToml("orchestrator", { endpoint, ca_file: fx.pki.ca, auth_token_path: token }, {
+        extra: "[services.orchestrator.health_check]\ninterval = 1\nretries = 2\n",
+      }),
+    );
+    const up = await sb.cli(["services", "start", "orchestrator"]);
+    assert.equal(up.code, 0, up.stdout + up.stderr);
+    const watched = async () =>
+      (json(await sb.cli(["supervisor", "status", "--json"])).services ?? []).map((
+        s: { name: string },
+      ) => s.name);
+    assert.deepEqual(await watched(), ["orchestrator"]);
+    const state = async () =>
+      JSON.parse(await readFile(join(sb.home, "services", "state", "orchestrator.json"), "utf8"));
+    const since = (await state()).started_at;
+
+    // nginx dies: after two failed probes in a row the supervisor records it, once.
+    await fx.nginx.kill();
+    await until(async () => /unreachable: /.test(await sb.log("orchestrator")), "unreachable");
+    const down = await state();
+    assert.match(down.message, /^Unreachable: .*connection refused/);
+    assert.equal(down.status, "running", "the record stays ours: nothing was stopped");
+
+    // nginx is back: recorded too, the note cleared; nothing was restarted from here.
+    await fx.nginx.start();
+    await until(async () => /reachable again/.test(await sb.log("orchestrator")), "reachable");
+    await until(async () => (await state()).message === undefined, "the note cleared");
+    assert.equal((await state()).started_at, since);
+    const log = await sb.log("orchestrator");
+    assert.equal(log.match(/unreachable: /g)?.length, 1, log);
+    assert.doesNotMatch(log, /restart/);
+
+    // A stop leaves it running there and ends the watch.
+    const stop = await sb.cli(["services", "stop", "orchestrator"]);
+    assert.equal(stop.code, 0, stop.stdout + stop.stderr);
+    assert.deepEqual(await watched(), []);
   },
 });
