@@ -4,10 +4,12 @@
  * registry naming B's services (`agent = true`, `control = "forward"`).
  *
  * 1. **Bring-up of a 3-level graph split across the hosts**: B runs `b1` and `b2` (level 1); A
- *    runs `a1`, which needs both, and `a2`, which needs `a1`. Every service is the demo http
- *    service, ready 300 ms after its start, health-checked. A `startServices(A, ["a2"])` forwards
- *    b1 and b2 to B (B's own lifecycle starts and health-gates them), then starts a1 and a2 here.
- *    Bound: the critical path, 3 × 300 ms. Goal: wall / bound ≤ 1.15. Median of `runs`.
+ *    runs `a1`, which needs both, and `a2`, which needs `a1`. Every service is, as in the
+ *    bring-up benchmarks, a busybox httpd behind a `sleep`, ready 300 ms after its spawn
+ *    (`programHeadStart` takes off its own lateness), health-checked. A `startServices(A, ["a2"])`
+ *    forwards b1 and b2 to B at once (B's agent runs the two starts together, its own lifecycle
+ *    health-gating them), then starts a1 and a2 here. Bound: the critical path, 3 × 300 ms.
+ *    Goal: wall / bound ≤ 1.15. Median of `runs`. `BENCH_TRACE=1` prints each run's events.
  * 2. **Status of 20 remote services**: A's registry of 20 services observed on B; `statusAll` of
  *    the 20 against one `status` (the anchor, same run). Goal: ≤ 2 (the requests go in parallel).
  *
@@ -23,7 +25,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { defaultTokenFile, Platform, startServices, statePaths, stopServices } from "../mod.ts";
-import { appCommand, httpApp } from "./_bench_managers.ts";
+import { programHeadStart, registryToml, type ServiceSpec } from "./_bench_graphs.ts";
 import {
   type BenchResult,
   denoBinary,
@@ -45,22 +47,6 @@ const READY_MS = 300;
 export interface RemoteBenchOptions {
   /** Measured bring-ups (default 5, after one warm-up). */
   runs?: number;
-}
-
-/** `[services.NAME]` of a demo http service on `port`, ready `READY_MS` after its start. */
-function localToml(name: string, port: number, deps: string[]): string {
-  const cmd = appCommand(httpApp(name, port, READY_MS));
-  return [
-    `[services.${q(name)}]`,
-    `dependencies = [${deps.map(q).join(", ")}]`,
-    `deployment = { mode = "binary", binary = { binary_path = ${q(cmd.command)}, args = [${
-      cmd.args.map(q).join(", ")
-    }] } }`,
-    `health_check = { type = "http", interval = 1, http = { endpoint = ${
-      q(`http://127.0.0.1:${port}/health`)
-    } } }`,
-    "",
-  ].join("\n");
 }
 
 /** `[services.NAME]` on A for `service` on B's agent. */
@@ -127,16 +113,18 @@ export async function benchRemote(opts: RemoteBenchOptions = {}): Promise<BenchR
   const tmp = tempDir("remote");
   const homeA = join(tmp.dir, "a");
   const homeB = join(tmp.dir, "b");
-  const [agentPort, pb1, pb2, pa1, pa2] = await freePorts(5);
+  const [agentPort] = await freePorts(1);
+  // As the bring-up benchmarks: busybox httpd behind a sleep, ready READY_MS after its spawn.
+  const headStartMs = await programHeadStart(tmp.dir);
+  const spec = (name: string, dependencies: string[] = []): ServiceSpec => ({
+    name,
+    dependencies,
+    readyMs: READY_MS,
+    check: "http",
+  });
   const configB = join(tmp.dir, "b.toml");
-  writeFileSync(
-    configB,
-    [
-      localToml("b1", pb1, []),
-      localToml("b2", pb2, []),
-      ...Array.from({ length: 20 }, (_, i) => localToml(`s${i}`, 1, [])),
-    ].join("\n"),
-  );
+  const specsB = [spec("b1"), spec("b2"), ...Array.from({ length: 20 }, (_, i) => spec(`s${i}`))];
+  writeFileSync(configB, await registryToml(specsB, tmp.dir, { headStartMs }));
   const b = await agentB(configB, homeB, agentPort);
   const endpoint = `http://${B_HOST}:${agentPort}`;
   const token = defaultTokenFile(statePaths(homeB));
@@ -146,8 +134,9 @@ export async function benchRemote(opts: RemoteBenchOptions = {}): Promise<BenchR
     [
       remoteToml("rb1", endpoint, token, "b1", "forward"),
       remoteToml("rb2", endpoint, token, "b2", "forward"),
-      localToml("a1", pa1, ["rb1", "rb2"]),
-      localToml("a2", pa2, ["a1"]),
+      await registryToml([spec("a1", ["rb1", "rb2"]), spec("a2", ["a1"])], tmp.dir, {
+        headStartMs,
+      }),
       ...Array.from(
         { length: 20 },
         (_, i) => remoteToml(`r${i}`, endpoint, token, `s${i}`, "observe"),
@@ -165,7 +154,16 @@ export async function benchRemote(opts: RemoteBenchOptions = {}): Promise<BenchR
     const levels: number[][] = [];
     for (let i = 0; i <= runs; i++) {
       const t0 = performance.now();
-      const res = await startServices(p, ["a2"]);
+      const seen: string[] = [];
+      const res = await startServices(p, ["a2"], {
+        onEvent: (e) =>
+          seen.push(
+            `${e.service}:${e.type}@${(performance.now() - t0).toFixed(0)}${
+              e.message ? `(${e.message})` : ""
+            }`,
+          ),
+      });
+      if (process.env.BENCH_TRACE) console.error(seen.join(" "));
       const wall = performance.now() - t0;
       if (!res.ok) throw new Error(`bring-up failed: ${JSON.stringify(res.outcomes)}`);
       if (i > 0) walls.push(wall); // the first is a warm-up (module loads, B's first spawns)
@@ -211,7 +209,9 @@ export async function benchRemote(opts: RemoteBenchOptions = {}): Promise<BenchR
         } ms after its 300 ms (forwarded start, B's health gate, the SSE result)`,
         `done at (ms, medians): rb1 ${med(levels, 0)}, rb2 ${med(levels, 1)}, a1 ${
           med(levels, 2)
-        }, a2 ${med(levels, 3)} (a local 300 ms service: spawn, node boot, health poll)`,
+        }, a2 ${
+          med(levels, 3)
+        } (each a busybox httpd ready ${READY_MS} ms after its spawn; sleeps shortened by ${headStartMs} ms, its own lateness with no manager)`,
         `status of 20 remote services ${median(all).toFixed(1)} ms vs one ${
           median(one).toFixed(1)
         } ms = ${

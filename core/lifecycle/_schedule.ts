@@ -102,16 +102,91 @@ export function result<P>(
 /** How long a start, stop or restart waits for the one in flight on the same home. */
 const PLATFORM_WAIT_MS = 15 * 60_000;
 
+/** Starts of one home that hold its platform lock together, in this process. */
+interface Group {
+  count: number;
+  /** Later starts may still join (false once a stop or restart waits behind it). */
+  open: boolean;
+  ready: Promise<void>;
+  finish: () => void;
+}
+
+/** Per home: the tail of this process's queue for its platform lock, and the group of starts. */
+const homes = new Map<string, { tail: Promise<unknown>; group?: Group }>();
+
 /**
  * Run `fn` as the only start, stop or restart of the platform's home at a time: a stop asked
  * for while a start is in flight waits for it, then stops in reverse order, so no service ever
  * runs while a dependency it needs is stopped by us. (Each service also has its own lock.)
+ *
+ * `shared` (a start that stops nothing): starts in this process share one hold of the lock and
+ * run together — the agent serving two forwarded starts at once, a library user starting two
+ * services — as two CLIs' starts could not. They are safe together: each service has its own
+ * lock, and a service another start is starting is waited for, not started twice. A stop or
+ * restart asked for meanwhile waits for them, and starts after it wait for it (no starvation).
+ * Across processes the lock stays exclusive.
  */
 export async function onPlatform<T>(
   p: Platform,
   fn: () => Promise<T>,
   signal?: AbortSignal,
+  mode: "exclusive" | "shared" = "exclusive",
 ): Promise<T> {
-  await ensureDirs(p.paths); // a home that is not ours is refused before anything is written
-  return await withHomeLock(p.paths, "platform", fn, { waitMs: PLATFORM_WAIT_MS, signal });
+  let home = homes.get(p.paths.home);
+  if (!home) homes.set(p.paths.home, home = { tail: Promise.resolve() });
+  const h = home;
+  // Queued at once (the order of the calls is the order of the operations), then:
+  const lock = async <R>(body: () => Promise<R>, sig?: AbortSignal) => {
+    await ensureDirs(p.paths); // a home that is not ours is refused before anything is written
+    return await withHomeLock(p.paths, "platform", body, { waitMs: PLATFORM_WAIT_MS, signal: sig });
+  };
+  const queued = <R>(run: () => Promise<R>): Promise<R> => {
+    const mine = h.tail.then(run);
+    h.tail = mine.catch(() => {});
+    const tail = h.tail;
+    tail.then(() => h.tail === tail && !h.group && homes.delete(p.paths.home));
+    return mine;
+  };
+  if (mode === "exclusive") {
+    if (h.group) h.group.open = false;
+    const mine = queued(() => lock(fn, signal));
+    return await (signal ? raceAbort(mine, signal) : mine);
+  }
+  let group = h.group?.open ? h.group : undefined;
+  if (!group) {
+    let finish!: () => void;
+    const done = new Promise<void>((r) => (finish = r));
+    let held!: () => void;
+    const ready = new Promise<void>((r) => (held = r));
+    const g: Group = { count: 0, open: true, ready, finish };
+    group = h.group = g;
+    // The hold is the group's, not one start's: a cancelled start leaves the others waiting.
+    const hold = queued(() => lock(() => (held(), done)));
+    g.ready = new Promise<void>((resolve, reject) => {
+      ready.then(resolve);
+      hold.catch(reject);
+    });
+  }
+  const g = group;
+  g.count++;
+  try {
+    await (signal ? raceAbort(g.ready, signal) : g.ready);
+    return await fn();
+  } finally {
+    if (--g.count === 0) {
+      g.open = false;
+      if (h.group === g) h.group = undefined;
+      g.finish();
+    }
+  }
+}
+
+/** `promise`, or the abort of `signal`, whichever comes first. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

@@ -54,7 +54,9 @@ export function startServices(
   names: string[] = [],
   opts: StartOptions = {},
 ): Promise<LifecycleResult<StartPlan>> {
-  return onPlatform(p, () => startWithin(p, names, opts), opts.signal);
+  // A start that restarts what runs (`force`) stops things: it holds the lock alone.
+  const mode = opts.force ? "exclusive" : "shared";
+  return onPlatform(p, () => startWithin(p, names, opts), opts.signal, mode);
 }
 
 async function startWithin(
