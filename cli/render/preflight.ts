@@ -7,9 +7,14 @@
 import type { ReadinessEntry, ValidationReport } from "../../mod.ts";
 import { bold } from "./text.ts";
 
-/** `services validate`. */
+/** `services validate`: which file was read and how it was found, then every problem. */
 export function renderValidation(r: ValidationReport): string {
-  const out = [`Total services: ${r.total}`, `Valid: ${r.valid}`, `Invalid: ${r.invalid}`];
+  const out = [
+    `Registry: ${r.registry.path} (${r.registry.source})`,
+    `Total services: ${r.total}`,
+    `Valid: ${r.valid}`,
+    `Invalid: ${r.invalid}`,
+  ];
   if (r.errors.length) out.push("", "Registry errors:", ...r.errors.map((e) => `❌ ${e}`));
   const bad = r.services.filter((s) => !s.valid);
   if (bad.length) {

@@ -1,6 +1,7 @@
 /**
  * The algorithms behind `Graph`, on node indexes: a binary heap, Kahn's topological sort with a
- * priority tiebreak, iterative reachability and iterative DFS cycle search. No recursion, so
+ * priority tiebreak, iterative reachability, iterative DFS cycle search, strongly connected
+ * components (which nodes are on a cycle) and a shortest cycle through a node. No recursion, so
  * deep graphs cannot overflow the stack.
  *
  * @module
@@ -191,4 +192,86 @@ function rotate(ring: number[]): number[] {
   const path = [...ring.slice(lo), ...ring.slice(0, lo)];
   path.push(path[0]);
   return path;
+}
+
+/**
+ * Which nodes lie on a cycle: those in a strongly connected component of two or more nodes, or
+ * depending on themselves (Kosaraju's two passes, iterative). `component` numbers every node's
+ * component; `cyclic` marks the nodes on a cycle.
+ */
+export function cyclicNodes(adj: Adjacency): { component: Int32Array; cyclic: Uint8Array } {
+  const n = adj.deps.length;
+  const finished: number[] = [];
+  const seen = new Uint8Array(n);
+  const stack: number[] = [];
+  const next: number[] = [];
+  for (let s = 0; s < n; s++) {
+    if (seen[s]) continue;
+    seen[s] = 1;
+    stack.push(s);
+    next.push(0);
+    while (stack.length) {
+      const top = stack.length - 1;
+      const u = stack[top];
+      if (next[top] === adj.deps[u].length) {
+        finished.push(u);
+        stack.pop();
+        next.pop();
+        continue;
+      }
+      const v = adj.deps[u][next[top]++];
+      if (!seen[v]) {
+        seen[v] = 1;
+        stack.push(v);
+        next.push(0);
+      }
+    }
+  }
+  const component = new Int32Array(n).fill(-1);
+  const cyclic = new Uint8Array(n);
+  let id = 0;
+  for (let i = n - 1; i >= 0; i--) {
+    const s = finished[i];
+    if (component[s] !== -1) continue;
+    const members = [s];
+    component[s] = id;
+    for (let k = 0; k < members.length; k++) {
+      for (const v of adj.dependents[members[k]]) {
+        if (component[v] === -1) {
+          component[v] = id;
+          members.push(v);
+        }
+      }
+    }
+    if (members.length > 1 || adj.deps[s].includes(s)) members.forEach((v) => (cyclic[v] = 1));
+    id++;
+  }
+  return { component, cyclic };
+}
+
+/**
+ * A shortest cycle through `v` along `deps`, inside `v`'s strongly connected component, in the
+ * form of {@linkcode findCycles} (lowest index first and last); `[]` when `v` is on none.
+ */
+export function cycleThrough(
+  deps: readonly (readonly number[])[],
+  v: number,
+  component: Int32Array,
+): number[] {
+  const parent = new Map<number, number>([[v, v]]); // a Map: only the component is visited
+  const queue = [v];
+  for (let i = 0; i < queue.length; i++) {
+    const u = queue[i];
+    for (const d of deps[u]) {
+      if (d === v) {
+        const ring = [u];
+        for (let p = u; p !== v;) ring.push(p = parent.get(p)!);
+        return rotate(ring.reverse());
+      }
+      if (component[d] !== component[v] || parent.has(d)) continue;
+      parent.set(d, u);
+      queue.push(d);
+    }
+  }
+  return [];
 }

@@ -18,11 +18,16 @@
  * @module
  */
 import { findCycles, kahn, reach } from "./_algo.ts";
-import { type GraphFacts, type GraphProblem, graphProblems } from "./_problems.ts";
+import {
+  type GraphFacts,
+  type GraphProblem,
+  graphProblems,
+  type ProblemOptions,
+} from "./_problems.ts";
 import { suggest } from "../suggest.ts";
 import { DependencyCycleError, UsageError } from "../errors.ts";
 
-export type { GraphProblem };
+export type { GraphProblem, ProblemOptions };
 
 /** What the graph needs of a service; a registry `Service` fits as it is. */
 export interface GraphNode {
@@ -34,8 +39,10 @@ export interface GraphNode {
   required_for?: readonly string[];
   /** Tiebreak among services whose dependencies are met: lower first (default 100). */
   start_order?: number;
-  /** Read for `start_order` when the field above is absent (a registry `Service`). */
-  startup?: { start_order?: number };
+  /** It starts with the platform; two conflicting services cannot both (default false). */
+  auto_start?: boolean;
+  /** Read for `start_order` and `auto_start` when the fields above are absent (a `Service`). */
+  startup?: { start_order?: number; auto_start?: boolean };
 }
 
 /** The start order of services that do not say (as in the registry's defaults). */
@@ -51,6 +58,7 @@ export class Graph {
   #startOrder: number[] = [];
   #requiredFor: (readonly string[])[] = [];
   #conflicts: (readonly string[])[] = [];
+  #autoStart: boolean[] = [];
   #unknown: string[][] = [];
   #duplicates: string[] = [];
   #rank?: Int32Array;
@@ -87,6 +95,7 @@ export class Graph {
       this.#startOrder.push(Number.isFinite(order) ? order! : DEFAULT_START_ORDER);
       this.#requiredFor.push(node.required_for ?? []);
       this.#conflicts.push(node.conflicts ?? []);
+      this.#autoStart.push((node.auto_start ?? node.startup?.auto_start) === true);
     }
     this.#deps.forEach((deps, v) => deps.forEach((d) => this.#dependents[d].push(v)));
   }
@@ -100,9 +109,11 @@ export class Graph {
    * Every problem at once, sorted by service: duplicate names, unknown dependencies (with a
    * "did you mean" hint), self-dependencies, each distinct cycle as `a -> b -> a`, and conflicts
    * that cannot be met (a service conflicts with something it needs, or something that needs it,
-   * or two services one service needs both). Unknown names in `conflicts` are not problems.
+   * or two services one service needs both), and conflicting services that both auto-start.
+   * Unknown names in `conflicts` are not problems. `everyCycleMember` reports each cycle on every
+   * service on it (default: on its first service only).
    */
-  problems(): GraphProblem[] {
+  problems(opts: ProblemOptions = {}): GraphProblem[] {
     const facts: GraphFacts = {
       names: this.names,
       index: this.#index,
@@ -111,8 +122,9 @@ export class Graph {
       unknown: this.#unknown,
       conflicts: this.#conflicts,
       duplicates: this.#duplicates,
+      autoStart: this.#autoStart,
     };
-    return graphProblems(facts);
+    return graphProblems(facts, opts);
   }
 
   /** The first cycle found, as a path with its first service repeated at the end, or `null`. */

@@ -1,8 +1,9 @@
 /**
  * Loading the service registry: a list of small named steps, each testable alone —
- * discover → read (`_read.ts`) → parse → expand variables → validate schema (with defaults) →
- * validate plugin tables (`_plugin_tables.ts`) → validate graph. Every problem is collected,
- * with its TOML path and line, and reported at once.
+ * discover → read (`_read.ts`) → parse → expand variables → validate each service: schema (with
+ * defaults) and plugin tables (`_service.ts`, `_plugin_tables.ts`) → validate graph. Every
+ * problem is collected, with its TOML path and line, and reported at once: only a file that
+ * cannot be read or parsed stops early, and each later step sees every service, valid or not.
  *
  * @module
  */
@@ -11,32 +12,17 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { type Env, expandTree } from "./_expand.ts";
-import { nameProblem } from "../names.ts";
-import {
-  extraKeys,
-  isPluginTable,
-  type Issue,
-  isUnusable,
-  pluginOverrides,
-  pluginTable,
-  type SegIssue,
-  type ServiceContext,
-} from "./_plugin_tables.ts";
+import { isPluginTable, type Issue, isUnusable, pluginOverrides } from "./_plugin_tables.ts";
 import { lineOf, locateKeys } from "./_toml_lines.ts";
 import { readRegistryFile } from "./_read.ts";
+import { validateService } from "./_service.ts";
 import { RegistryError } from "../errors.ts";
-import { Graph } from "../graph/graph.ts";
+import { Graph, type GraphNode } from "../graph/graph.ts";
 import type { PluginRegistry } from "../plugins/registry.ts";
 import { ownFile } from "../runtime/assets.ts";
 import { whereFrom } from "../state/files.ts";
 import { zodIssues } from "./_zod_issues.ts";
-import {
-  healthCheckBaseSchema,
-  modeTable,
-  registrySchema,
-  serviceSchema,
-  tomlPath,
-} from "./schema.ts";
+import { registrySchema, tomlPath } from "./schema.ts";
 import type { Registry, RegistryIssue, Service } from "../types.ts";
 
 export { MAX_REGISTRY_BYTES, readRegistryFile } from "./_read.ts";
@@ -49,10 +35,21 @@ export interface DiscoverOptions {
   config?: string;
   cwd?: string;
   env?: Env;
+  /**
+   * Told that nothing else was found and the bundled registry is used. Default: one line on
+   * stderr, once per process (JSON output goes to stdout and stays one document); `null` keeps
+   * quiet.
+   */
+  notice?: ((line: string) => void) | null;
 }
 
+/** Where a registry file was found: the five places of {@linkcode discoverRegistry}. */
+export type RegistrySource = "--config" | "PROVISIONING_SERVICES" | "project" | "home" | "bundled";
+
 /** Find the registry file: `--config`, `PROVISIONING_SERVICES`, project, home, bundled. */
-export function discoverRegistry(opts: DiscoverOptions = {}): { file: string; source: string } {
+export function discoverRegistry(
+  opts: DiscoverOptions = {},
+): { file: string; source: RegistrySource } {
   const { env, cwd } = whereFrom({ env: opts.env, cwd: opts.cwd });
   if (opts.config) return { file: resolve(cwd, opts.config), source: "--config" };
   if (env.PROVISIONING_SERVICES) {
@@ -63,7 +60,21 @@ export function discoverRegistry(opts: DiscoverOptions = {}): { file: string; so
   const home = join(env.PROVISIONING_HOME ?? join(env.HOME ?? homedir(), ".provisioning"));
   const inHome = join(home, "config", "services.toml");
   if (existsSync(inHome)) return { file: inHome, source: "home" };
+  const notice = opts.notice === undefined ? onceToStderr : opts.notice;
+  notice?.(
+    `Using the bundled registry ${BUNDLED_REGISTRY}: found no --config, ` +
+      `PROVISIONING_SERVICES, ${project} or ${inHome}`,
+  );
   return { file: BUNDLED_REGISTRY, source: "bundled" };
+}
+
+let bundledNoticed = false;
+
+/** The default notice: one line on stderr, the first time only (a command looks more than once). */
+function onceToStderr(line: string): void {
+  if (bundledNoticed) return;
+  bundledNoticed = true;
+  process.stderr.write(`${line}\n`);
 }
 
 /** Parsed TOML plus where each key was written. */
@@ -97,6 +108,9 @@ export function parseRegistryToml(source: string): ParsedToml | RegistryIssue {
 /** The result of validating a registry: the registry when there is no problem, and every problem. */
 export interface Validation {
   registry?: Registry;
+  /** The file read (absolute), and how it was found. */
+  file: string;
+  source: RegistrySource;
   /** Service names in file order (also when invalid). */
   names: string[];
   /** The services that passed their own checks (graph problems aside), in file order. */
@@ -110,18 +124,29 @@ export interface LoadOptions extends DiscoverOptions {
   source?: string;
 }
 
-/** Run every step and return all issues (never throws for a bad registry). */
+/**
+ * Run every step and return all issues (never throws for a bad registry). Only a file that
+ * cannot be read or parsed stops the run; after that each step sees every service, valid or
+ * not, so one run reports every problem of every step.
+ */
 export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
   const env = opts.env ?? process.env;
   const { file, source: how } = discoverRegistry(opts);
+  const none = (issues: RegistryIssue[]): Validation => ({
+    file,
+    source: how,
+    names: [],
+    services: [],
+    issues,
+  });
   let text = opts.source;
   if (text === undefined) {
     const read = readRegistryFile(file);
-    if ("issue" in read) return { names: [], services: [], issues: [read.issue] };
+    if ("issue" in read) return none([read.issue]);
     text = read.text;
   }
   const parsed = parseRegistryToml(text);
-  if (!("data" in parsed)) return { names: [], services: [], issues: [parsed] };
+  if (!("data" in parsed)) return none([parsed]);
   const { data } = parsed; // parsed.lines is read only when there is an issue to place
   const at = (issue: RegistryIssue, segs: (string | number)[]): RegistryIssue => ({
     ...issue,
@@ -132,9 +157,7 @@ export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
   const top = registrySchema.safeParse(data, { reportInput: true });
   if (!top.success) {
     issues.push(...zodIssues(top.error, registrySchema, []).map((i) => at(i, i.segments)));
-    if (!data.services || typeof data.services !== "object") {
-      return { names: [], services: [], issues };
-    }
+    if (!data.services || typeof data.services !== "object") return none(issues);
   }
   for (const i of pluginOverrides(data.plugins, opts.plugins)) issues.push(at(i, i.segments));
 
@@ -147,18 +170,19 @@ export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
   }
 
   const services: Service[] = [];
+  const nodes: GraphNode[] = [];
   const ctx = { plugins: opts.plugins, vars };
   for (const name of names) {
     const svc = await validateService(name, rawServices[name], ctx);
     issues.push(...svc.issues.map((i) => at({ ...i, service: name }, i.segments)));
     if (svc.service) services.push(svc.service);
+    nodes.push(svc.node);
   }
+  for (const i of graphIssues(nodes)) issues.push(at(i, i.segments));
 
-  const graph = new Graph(services);
-  for (const p of graph.problems()) {
-    issues.push({ ...p, line: lineOf(parsed.lines, p.path.split(".")) });
-  }
   const result: Validation = {
+    file,
+    source: how,
     names,
     services,
     issues: issues.map(({ segments: _, unusable: __, ...i }: Issue) => i),
@@ -174,84 +198,22 @@ export async function validateRegistry(opts: LoadOptions): Promise<Validation> {
   return result;
 }
 
+/**
+ * Step: validate graph, over every service, valid or not — a schema error in a service must not
+ * hide its unknown dependencies — with every service on a cycle reported on its own.
+ */
+export function graphIssues(nodes: GraphNode[]): (RegistryIssue & { segments: string[] })[] {
+  return new Graph(nodes).problems({ everyCycleMember: true }).map((p) => {
+    const head = `services.${p.service}`;
+    const key = p.path.startsWith(`${head}.`) ? p.path.slice(head.length + 1) : undefined;
+    const segments = ["services", p.service, ...(key ? [key] : [])];
+    return { service: p.service, path: tomlPath(segments), message: p.message, segments };
+  });
+}
+
 /** Load and validate; throws a RegistryError listing every problem. */
 export async function loadRegistry(opts: LoadOptions): Promise<Registry> {
   const v = await validateRegistry(opts);
-  if (!v.registry) throw new RegistryError(discoverRegistry(opts).file, v.issues);
+  if (!v.registry) throw new RegistryError(v.file, v.issues);
   return v.registry;
-}
-
-/** Step: one `[services.X]` table against the base schema and its plugins' schemas. */
-async function validateService(
-  name: string,
-  raw: unknown,
-  ctx: ServiceContext,
-): Promise<{ service?: Service; issues: SegIssue[] }> {
-  const base = ["services", name];
-  const issues: SegIssue[] = [];
-  const add = (segments: (string | number)[], message: string) =>
-    issues.push({ path: tomlPath(segments), message, segments });
-
-  const bad = nameProblem(name);
-  if (bad) add(base, bad);
-  const parsed = serviceSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) {
-    issues.push(...zodIssues(parsed.error, serviceSchema, base));
-    return { issues };
-  }
-  const svc = parsed.data;
-  if (svc.name !== undefined && svc.name !== name) {
-    add([...base, "name"], `Must match the table key "${name}" (got "${svc.name}")`);
-  }
-  svc.conflicts.forEach((other, i) => {
-    if (other === name) add([...base, "conflicts", i], `"${name}" cannot conflict with itself`);
-  });
-
-  // deployment: `mode` plus the table of that mode.
-  const deployment: Record<string, unknown> = { mode: svc.deployment.mode };
-  const mode = svc.deployment.mode;
-  const dSegs = [...base, "deployment"];
-  await pluginTable(
-    ctx,
-    "driver",
-    mode,
-    svc.deployment,
-    dSegs,
-    modeTable(mode),
-    issues,
-    (v) => deployment[modeTable(mode)] = v,
-  );
-
-  // health_check: type plus the table of that type (none needs none).
-  const hc = svc.health_check;
-  const health: Record<string, unknown> = {
-    type: hc.type,
-    interval: hc.interval,
-    retries: hc.retries,
-    timeout: hc.timeout,
-  };
-  if (hc.type !== "none") {
-    await pluginTable(
-      ctx,
-      "check",
-      hc.type,
-      hc,
-      [...base, "health_check"],
-      hc.type,
-      issues,
-      (v) => health[hc.type] = v,
-    );
-  } else {
-    extraKeys(hc, Object.keys(healthCheckBaseSchema.shape), [...base, "health_check"], issues);
-  }
-  if (!issues.every(isUnusable)) return { issues };
-  return {
-    issues,
-    service: {
-      ...svc,
-      name,
-      deployment: deployment as Service["deployment"],
-      health_check: health as Service["health_check"],
-    },
-  };
 }

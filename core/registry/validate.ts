@@ -6,9 +6,9 @@
  */
 import { formatIssue } from "../errors.ts";
 import { PluginRegistry } from "../plugins/registry.ts";
-import { discoverRegistry, validateRegistry } from "./load.ts";
+import { type RegistrySource, validateRegistry } from "./load.ts";
 import { statePaths, whereFrom } from "../state/files.ts";
-import type { Finding } from "../types.ts";
+import type { Finding, RegistryIssue } from "../types.ts";
 import type { OpenOptions } from "../platform.ts";
 
 /** One service's verdict. */
@@ -23,13 +23,21 @@ export interface ServiceValidation {
 
 /** The whole report, as `services validate --json` prints it. */
 export interface ValidationReport {
+  /** The registry file read (as `registry.path`). */
   file: string;
+  /**
+   * Which file was read and how it was found: `--config`, `PROVISIONING_SERVICES`, `project`,
+   * `home` or `bundled` (the order they are looked for in).
+   */
+  registry: { path: string; source: RegistrySource };
   total: number;
   valid: number;
   invalid: number;
   services: ServiceValidation[];
   /** Problems that belong to no single service (syntax, unknown top-level keys). */
   errors: string[];
+  /** Every registry problem as data (`service`, `path`, `line`, `message`), in the order found. */
+  issues: RegistryIssue[];
   /** True when the registry itself is invalid (exit 2); false when only prerequisites fail (exit 3). */
   config_invalid: boolean;
 }
@@ -40,8 +48,8 @@ export async function validateServices(
 ): Promise<ValidationReport> {
   const { env, cwd, home } = whereFrom(opts);
   const plugins = opts.plugins ?? PluginRegistry.discover({ cwd, home, env });
-  const { file } = discoverRegistry({ ...opts, env, cwd });
   const v = await validateRegistry({ ...opts, env, cwd, plugins });
+  const { file } = v;
   const ctx = { paths: statePaths(home), env, cwd };
 
   // Grouped once: a filter per service is quadratic (28 s for 40,000 services).
@@ -71,11 +79,13 @@ export async function validateServices(
   const passed = services.filter((s) => s.valid).length;
   return {
     file,
+    registry: { path: file, source: v.source },
     total: services.length,
     valid: passed,
     invalid: services.length - passed,
     services,
     errors: general,
+    issues: v.issues,
     config_invalid: v.issues.length > 0,
   };
 }

@@ -18,6 +18,7 @@ import { PluginRegistry } from "../../core/plugins/registry.ts";
 import {
   BUNDLED_REGISTRY,
   discoverRegistry,
+  graphIssues,
   loadRegistry,
   MAX_REGISTRY_BYTES,
   readRegistryFile,
@@ -148,9 +149,20 @@ Deno.test("discoverRegistry follows --config, PROVISIONING_SERVICES, project, ho
     mkdirSync(join(home, "config"), { recursive: true });
     mkdirSync(join(cwd, "provisioning", "config"), { recursive: true });
     const env = { PROVISIONING_HOME: home };
-    assert.deepEqual(discoverRegistry({ cwd, env }), { file: BUNDLED_REGISTRY, source: "bundled" });
+    const notices: string[] = [];
+    const notice = (line: string) => notices.push(line);
+    assert.deepEqual(discoverRegistry({ cwd, env, notice }), {
+      file: BUNDLED_REGISTRY,
+      source: "bundled",
+    });
+    assert.deepEqual(notices, [
+      `Using the bundled registry ${BUNDLED_REGISTRY}: found no --config, PROVISIONING_SERVICES, ` +
+      `${join(cwd, "provisioning", "config", "services.toml")} or ` +
+      `${join(home, "config", "services.toml")}`,
+    ]);
     writeFileSync(join(home, "config", "services.toml"), "");
-    assert.equal(discoverRegistry({ cwd, env }).source, "home");
+    assert.equal(discoverRegistry({ cwd, env, notice }).source, "home");
+    assert.equal(notices.length, 1, "a registry found is no news");
     writeFileSync(join(cwd, "provisioning", "config", "services.toml"), "");
     assert.equal(
       discoverRegistry({ cwd, env }).file,
@@ -281,6 +293,131 @@ deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
     const r = await validateServices({ config, env: ENV, home: join(dir, "home") });
     const folder = r.services.find((s) => s.name === "folder")!;
     assert.deepEqual(folder.errors, [`Binary is a directory: ${dir}`]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Validate `source` as a registry file (in memory), with the test plugins. */
+const validateText = (source: string) =>
+  validateRegistry({ config: "/registry/services.toml", source, env: ENV, plugins });
+
+const bin = 'deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }';
+
+Deno.test("a schema error in a service does not hide its unknown dependencies or other keys", async () => {
+  const v = await validateText(`[services.api]
+dependencies = ["ghost", 7]
+helth_check = {}
+[services.api.deployment]
+mode = "binary"
+[services.api.deployment.binary]
+binary_path = "/bin/true"
+args = "100"
+[services.web]
+dependencies = ["api"]
+${bin}
+`);
+  assert.deepEqual(v.issues.map((i) => `${i.service} ${i.line}: ${i.path}: ${i.message}`), [
+    "api 2: services.api.dependencies[1]: Expected string, got number 7",
+    'api 3: services.api.helth_check: Unknown key "helth_check" (did you mean "health_check"?)',
+    'api 8: services.api.deployment.binary.args: Expected array, got string "100"',
+    'api 2: services.api.dependencies: Unknown dependency "ghost"',
+  ]);
+  assert.deepEqual(v.services.map((s) => s.name), ["web"], "web needs api, which exists");
+  assert.equal(v.registry, undefined);
+});
+
+Deno.test("every service on a cycle is reported, each with a cycle path through it", async () => {
+  const v = await validateText(`[services.a]
+dependencies = ["b"]
+${bin}
+[services.b]
+dependencies = ["c"]
+${bin}
+[services.c]
+dependencies = ["a"]
+${bin}
+[services.outside]
+dependencies = ["a"]
+${bin}
+`);
+  assert.deepEqual(v.issues.map((i) => `${i.line}: ${i.path}: ${i.message}`), [
+    "2: services.a.dependencies: Dependency cycle: a -> b -> c -> a",
+    "5: services.b.dependencies: Dependency cycle: a -> b -> c -> a",
+    "8: services.c.dependencies: Dependency cycle: a -> b -> c -> a",
+  ]);
+  // v is on the cycle r -> v -> x -> r, which the search for distinct cycles does not report
+  // (it reports r -> x -> r): it gets a shortest cycle of its own.
+  const hidden = graphIssues([
+    { name: "r", dependencies: ["x", "v"] },
+    { name: "x", dependencies: ["r"] },
+    { name: "v", dependencies: ["x"] },
+  ]);
+  assert.deepEqual(hidden.map((i) => `${i.path}: ${i.message}`), [
+    "services.r.dependencies: Dependency cycle: r -> x -> r",
+    "services.x.dependencies: Dependency cycle: r -> x -> r",
+    "services.v.dependencies: Dependency cycle: r -> v -> x -> r",
+  ]);
+  // A long cycle is shown around each other member.
+  const ring = Array.from({ length: 30 }, (_, i) => ({
+    name: `n${i}`,
+    dependencies: [`n${(i + 1) % 30}`],
+  }));
+  const long = graphIssues(ring);
+  assert.equal(long.length, 30);
+  assert.equal(
+    long[0].message,
+    `Dependency cycle: ${[...ring.map((n) => n.name), "n0"].join(" -> ")}`,
+  );
+  assert.equal(
+    long[7].message,
+    "Dependency cycle: n0 -> … -> n6 -> n7 -> n8 -> … -> n0 (30 services)",
+  );
+});
+
+Deno.test("two conflicting services that both auto-start are a registry error", async () => {
+  const auto = "startup = { auto_start = true }";
+  const v = await validateText(`[services.dns]
+conflicts = ["dnsmasq", "resolver"]
+${auto}
+${bin}
+[services.resolver]
+conflicts = ["dns"]
+${auto}
+${bin}
+[services.cache]
+conflicts = ["dns"]
+${bin}
+`);
+  assert.deepEqual(v.issues.map((i) => `${i.service} ${i.line}: ${i.path}: ${i.message}`), [
+    'dns 2: services.dns.conflicts: Conflicting services "dns" and "resolver" both auto-start: ' +
+    "set startup.auto_start on one of them only",
+  ]);
+  // A table broken elsewhere still counts: its auto_start is read on its own.
+  const broken = await validateText(`[services.dns]
+conflicts = ["resolver"]
+startup = { auto_start = true, start_timeout = 0 }
+${bin}
+[services.resolver]
+${auto}
+${bin}
+`);
+  assert.deepEqual(broken.issues.map((i) => i.path), [
+    "services.dns.startup.start_timeout",
+    "services.dns.conflicts",
+  ]);
+});
+
+Deno.test("validateServices says which registry file it read and how it found it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "prov-validate-"));
+  try {
+    const config = join(dir, "services.toml");
+    writeFileSync(config, `[services.api]\n${bin}\n`);
+    const env = { ...ENV, PROVISIONING_SERVICES: config };
+    const report = await validateServices({ env, home: join(dir, "home"), cwd: dir });
+    assert.deepEqual(report.registry, { path: config, source: "PROVISIONING_SERVICES" });
+    assert.equal(report.file, config);
+    assert.deepEqual([report.valid, report.issues], [1, []]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

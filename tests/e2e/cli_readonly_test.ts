@@ -246,6 +246,8 @@ Deno.test("services validate of an invalid registry lists each problem and exits
     "errors",
     "file",
     "invalid",
+    "issues",
+    "registry",
     "services",
     "total",
     "valid",

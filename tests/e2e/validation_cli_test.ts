@@ -1,13 +1,14 @@
 /**
  * What validation refuses, through the real CLI: files that are not registries, flags out of
  * their range, plugin code nobody asked for — each one line and exit 2, before anything runs —
- * and a service named like the supervisor's own lock, which starts like any other.
+ * every problem of a broken registry in one run, which registry was read and why, and a service
+ * named like the supervisor's own lock, which starts like any other.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CliResult, runCli, tempHome } from "../_cli.ts";
+import { type CliResult, ROOT, runCli, tempHome } from "../_cli.ts";
 
 /** `cli.ts args`, killed after `ms` (default 30 s). */
 const cli = (
@@ -170,4 +171,197 @@ Deno.test("a service named supervisor starts and stops (its lock is not the supe
     await cli(["services", "stop", "supervisor", "--force", "--config", config], { env });
     await cli(["supervisor", "stop"], { env });
   }
+});
+
+/** A variable no environment sets. */
+const UNSET = "PROVISIONING_TEST_NEVER_SET_15";
+
+/** One file holding a problem of every step, one service each (the typed service has two). */
+const BROKEN = `[services.vars]
+deployment = { mode = "binary", binary = { binary_path = "\${${UNSET}}/bin/app" } }
+
+[services.modes]
+deployment = { mode = "teleport" }
+
+[services.typed]
+dependencies = ["ghost"]
+[services.typed.deployment]
+mode = "binary"
+[services.typed.deployment.binary]
+binary_path = "/bin/true"
+args = "100"
+
+[services.keys]
+helth_check = { type = "none" }
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+
+[services.ring-a]
+dependencies = ["ring-b"]
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+
+[services.ring-b]
+dependencies = ["ring-c"]
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+
+[services.ring-c]
+dependencies = ["ring-a"]
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+
+[services.dns-one]
+conflicts = ["dns-two"]
+startup = { auto_start = true }
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+
+[services.dns-two]
+startup = { auto_start = true }
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+`;
+
+/** What validate says of BROKEN: service → its lines (`line: path: message`, file aside). */
+const BROKEN_PROBLEMS: Record<string, string[]> = {
+  vars: [
+    `2: services.vars.deployment.binary.binary_path: Undefined variable "${UNSET}" (set it, or write \${${UNSET}:-default})`,
+  ],
+  modes: [
+    '5: services.modes.deployment.mode: Unknown deployment mode "teleport": available: binary, docker, docker-compose, kubernetes, remote, shell',
+  ],
+  typed: [
+    '13: services.typed.deployment.binary.args: Expected array, got string "100"',
+    '8: services.typed.dependencies: Unknown dependency "ghost"',
+  ],
+  keys: ['16: services.keys.helth_check: Unknown key "helth_check" (did you mean "health_check"?)'],
+  "ring-a": [
+    "20: services.ring-a.dependencies: Dependency cycle: ring-a -> ring-b -> ring-c -> ring-a",
+  ],
+  "ring-b": [
+    "24: services.ring-b.dependencies: Dependency cycle: ring-a -> ring-b -> ring-c -> ring-a",
+  ],
+  "ring-c": [
+    "28: services.ring-c.dependencies: Dependency cycle: ring-a -> ring-b -> ring-c -> ring-a",
+  ],
+  "dns-one": [
+    '32: services.dns-one.conflicts: Conflicting services "dns-one" and "dns-two" both auto-start: set startup.auto_start on one of them only',
+  ],
+};
+
+Deno.test("services validate reports every problem of every step in one run", async () => {
+  using t = tempHome();
+  const config = join(t.home, "services.toml");
+  writeFileSync(config, BROKEN);
+  const env = { PROVISIONING_HOME: join(t.home, "home") };
+  const r = await cli(["services", "validate", "--config", config], { env });
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  const expected = [
+    `Registry: ${config} (--config)`,
+    "Total services: 9",
+    "Valid: 1",
+    "Invalid: 8",
+    "",
+    "Invalid services:",
+    ...Object.entries(BROKEN_PROBLEMS).flatMap(([name, lines]) => [
+      `❌ ${name}:`,
+      ...lines.map((l) => `  - ${config}:${l}`),
+    ]),
+  ];
+  assert.deepEqual(r.stdout.trimEnd().split("\n"), expected);
+  assert.equal(r.stderr, "");
+
+  // The same file through --json: every issue, per service and as data, and the file read.
+  const j = await cli(["services", "validate", "--json", "--config", config], { env });
+  assert.equal(j.code, 2, j.stderr);
+  const report = JSON.parse(j.stdout);
+  assert.deepEqual(report.registry, { path: config, source: "--config" });
+  assert.deepEqual(
+    Object.fromEntries(
+      report.services.filter((s: { valid: boolean }) => !s.valid).map((
+        s: { name: string; errors: string[] },
+      ) => [s.name, s.errors]),
+    ),
+    Object.fromEntries(
+      Object.entries(BROKEN_PROBLEMS).map(([n, lines]) => [n, lines.map((l) => `${config}:${l}`)]),
+    ),
+  );
+  assert.deepEqual(
+    report.services.filter((s: { valid: boolean }) => s.valid).map((s: { name: string }) => s.name),
+    ["dns-two"],
+  );
+  const issues = report.issues.map((i: { line: number; path: string; message: string }) =>
+    `${i.line}: ${i.path}: ${i.message}`
+  );
+  assert.deepEqual(issues.sort(), Object.values(BROKEN_PROBLEMS).flat().sort());
+  assert.deepEqual(report.errors, []);
+});
+
+Deno.test("services start refuses a broken registry with the same lines validate prints", async () => {
+  using t = tempHome();
+  const config = join(t.home, "services.toml");
+  writeFileSync(config, BROKEN);
+  const r = await cli(["services", "start", "dns-two", "--config", config], {
+    env: { PROVISIONING_HOME: join(t.home, "home") },
+  });
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  const lines = r.stderr.trimEnd().split("\n").map((l) => l.replace(/^❌ /, ""));
+  assert.deepEqual(
+    lines.sort(),
+    Object.values(BROKEN_PROBLEMS).flat().map((l) => `${config}:${l}`).sort(),
+  );
+});
+
+const VALID = `[services.api]
+deployment = { mode = "binary", binary = { binary_path = "/bin/true" } }
+`;
+
+Deno.test("services validate says which registry it read and how it found it", async () => {
+  using t = tempHome();
+  const home = join(t.home, "home");
+  const cwd = join(t.home, "cwd");
+  const given = join(t.home, "given.toml");
+  const project = join(cwd, "provisioning", "config", "services.toml");
+  const inHome = join(home, "config", "services.toml");
+  for (const file of [given, project, inHome]) {
+    mkdirSync(join(file, ".."), { recursive: true });
+    writeFileSync(file, VALID);
+  }
+  const env = { PROVISIONING_HOME: home, PROVISIONING_SERVICES: "" };
+  const text = await cli(["services", "validate", "--config", given], { env, cwd });
+  assert.equal(text.code, 0, text.stdout + text.stderr);
+  assert.equal(text.stdout.split("\n")[0], `Registry: ${given} (--config)`);
+  assert.match(text.stdout, /^Total services: 1\nValid: 1\nInvalid: 0$/m);
+  const cases: [Record<string, string>, string, string][] = [
+    [{ PROVISIONING_SERVICES: given }, given, "PROVISIONING_SERVICES"],
+    [{}, project, "project"],
+  ];
+  for (const [more, path, source] of cases) {
+    const r = await cli(["services", "validate", "--json"], { env: { ...env, ...more }, cwd });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).registry, { path, source });
+    assert.equal(r.stderr, "", "no notice unless the bundled registry is used");
+  }
+  const r = await cli(["services", "validate"], { env, cwd: t.home }); // no ./provisioning here
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(r.stdout.split("\n")[0], `Registry: ${inHome} (home)`);
+});
+
+Deno.test("a command that falls back on the bundled registry says so once, on stderr", async () => {
+  using t = tempHome();
+  const home = join(t.home, "home");
+  const env = { PROVISIONING_HOME: home, PROVISIONING_SERVICES: "" };
+  const bundled = join(ROOT, "config", "services.toml");
+  const notice =
+    `Using the bundled registry ${bundled}: found no --config, PROVISIONING_SERVICES, ` +
+    `${join(t.home, "provisioning", "config", "services.toml")} or ` +
+    `${join(home, "config", "services.toml")}`;
+  const deps = await cli(["services", "dependencies", "--json"], { env, cwd: t.home });
+  assert.equal(deps.code, 0, deps.stdout + deps.stderr);
+  assert.equal(deps.stderr, `${notice}\n`);
+  assert.ok(JSON.parse(deps.stdout).order.includes("orchestrator"), "stdout is the JSON alone");
+  const v = await cli(["services", "validate", "--json"], { env, cwd: t.home });
+  assert.equal(v.stderr, `${notice}\n`);
+  assert.deepEqual(JSON.parse(v.stdout).registry, { path: bundled, source: "bundled" });
+  const text = await cli(["services", "validate"], { env, cwd: t.home });
+  assert.equal(text.stdout.split("\n")[0], `Registry: ${bundled} (bundled)`);
+  assert.equal(text.stderr, `${notice}\n`);
+  const given = await cli(["services", "dependencies", "--config", bundled], { env, cwd: t.home });
+  assert.equal(given.code, 0, given.stdout + given.stderr);
+  assert.equal(given.stderr, "", "--config of the same file is no fallback");
 });
