@@ -8,16 +8,10 @@
  *
  * @module
  */
-import { Command } from "commander";
+import type { Command } from "commander";
 import type { Run } from "./cli/commands/_common.ts";
-import { agentCommand } from "./cli/commands/agent.ts";
-import { platformCommand } from "./cli/commands/platform.ts";
-import { pluginsCommand } from "./cli/commands/plugins.ts";
-import { servicesCommand } from "./cli/commands/services.ts";
-import { supervisorCommand } from "./cli/commands/supervisor.ts";
-import { acceptGlobalOptions, fail, hoistGlobalOptions, print } from "./cli/run.ts";
-
-const GROUPS = [platformCommand, servicesCommand, supervisorCommand, pluginsCommand, agentCommand];
+import { expandHelp } from "./cli/help.ts";
+import { buildProgram, fail, hoistGlobalOptions, print } from "./cli/run.ts";
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -27,18 +21,9 @@ async function main(argv: string[]): Promise<number> {
     const res = await action((line) => console.log(line), ...args);
     exitCode = print(res, !!cmd.opts().json);
   };
-  const program = new Command("provisioning")
-    .description(
-      "Start, stop, watch and explain a platform of services described in a TOML registry",
-    )
-    .version("0.1.0")
-    .exitOverride()
-    .showSuggestionAfterError();
-  for (const group of GROUPS) group(program, run);
-  acceptGlobalOptions(program);
-  program.option("--no-color", "no colours (as NO_COLOR=1)");
+  const program = buildProgram(run);
   try {
-    await program.parseAsync(hoistGlobalOptions(argv), { from: "user" });
+    await program.parseAsync(expandHelp(program, hoistGlobalOptions(argv)), { from: "user" });
     return exitCode;
   } catch (e) {
     return fail(e, argv.includes("--json"));

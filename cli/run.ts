@@ -1,12 +1,45 @@
 /**
- * The entry's two jobs besides parsing: print what an action returned, and turn an error into
- * one clear line (or a JSON document) and an exit code.
+ * The entry's jobs besides parsing: build the command tree, print what an action returned, and
+ * turn an error into one clear line (or a JSON document) and an exit code.
  *
  * @module
  */
-import { type Command, CommanderError } from "commander";
+import { Command, CommanderError } from "commander";
 import { ExitCode, ProvisioningError, RegistryError } from "../mod.ts";
-import type { CommandResult } from "./commands/_common.ts";
+import type { CommandResult, Run } from "./commands/_common.ts";
+import { agentCommand } from "./commands/agent.ts";
+import { completionCommand } from "./commands/completion.ts";
+import { platformCommand } from "./commands/platform.ts";
+import { pluginsCommand } from "./commands/plugins.ts";
+import { servicesCommand } from "./commands/services.ts";
+import { supervisorCommand } from "./commands/supervisor.ts";
+import { addExamples } from "./help.ts";
+
+const GROUPS = [
+  platformCommand,
+  servicesCommand,
+  supervisorCommand,
+  pluginsCommand,
+  agentCommand,
+  completionCommand,
+];
+
+/** The whole command tree, its actions wrapped by `run` (tests build it with a stand-in). */
+export function buildProgram(run: Run): Command {
+  const program = new Command("provisioning")
+    .description(
+      "Start, stop, watch and explain a platform of services described in a TOML registry",
+    )
+    .version("0.1.0")
+    .exitOverride()
+    .showSuggestionAfterError()
+    .helpCommand("help [command...]", "show a command's help and examples");
+  for (const group of GROUPS) group(program, run);
+  acceptGlobalOptions(program);
+  program.option("--no-color", "no colours (as NO_COLOR=1)");
+  addExamples(program);
+  return program;
+}
 
 const json = (doc: unknown) => console.log(JSON.stringify(doc, null, 2));
 
