@@ -14,6 +14,7 @@ import {
   type StatusReport,
 } from "../../mod.ts";
 import { renderEvent, renderResult } from "../render/events.ts";
+import { LiveProgress } from "../render/progress.ts";
 import { healthSummary, renderHealth, renderPlatformHealth } from "../render/health.ts";
 import { renderPlatformStatus, type StatusRow } from "../render/status.ts";
 import {
@@ -34,13 +35,26 @@ export async function runLifecycle(
   fn: (onEvent: (e: LifecycleEvent) => void) => Promise<LifecycleResult>,
 ): Promise<CommandResult> {
   const events: LifecycleEvent[] = [];
+  const tty = !!process.stdout.isTTY;
+  // Long waits are not silent: live lines on a terminal, a line every 5 s elsewhere.
+  const live = o.json || o.quiet ? undefined : new LiveProgress(
+    tty ? (text) => process.stdout.write(text) : (text) => text.trimEnd().split("\n").forEach(out),
+    { tty, columns: () => process.stdout.columns || 80 },
+  );
   const onEvent = (e: LifecycleEvent) => {
     events.push(e);
+    live?.event(e);
     if (o.json || (o.quiet && e.type !== "failed" && e.type !== "blocked")) return;
-    renderEvent(e).forEach((l) => out(l));
+    if (live) live.print(renderEvent(e));
+    else renderEvent(e).forEach((l) => out(l));
   };
-  const res = await fn(onEvent);
-  return { doc: { ...res, events }, text: renderResult(res), exitCode: res.exit_code };
+  try {
+    const res = await fn(onEvent);
+    const doc = { ...res, events };
+    return { doc, text: renderResult(res), exitCode: res.exit_code };
+  } finally {
+    live?.close();
+  }
 }
 
 /** A status report with its service's restart limit, for `restart 2 of 5`. */

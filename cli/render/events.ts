@@ -77,7 +77,11 @@ export function renderEvent(e: LifecycleEvent): string[] {
     case "stopping":
       return [`Stopping ${e.service}...`];
     case "stopped":
-      return [`✅ Stopped ${e.service}${t}`];
+      return [`✅ Stopped ${e.service}${e.message ? ` — ${e.message}` : ""}${t}`];
+    case "warning":
+      return [yellow(`⚠️  ${e.message}`)];
+    case "check":
+      return []; // the live lines show it (cli/render/progress.ts)
     case "not_managed":
       return [`➖ ${e.service} is not managed here: ${e.message}${t}`];
   }

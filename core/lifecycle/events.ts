@@ -27,7 +27,14 @@ export interface LifecycleEvent {
     /** Stop asked for a service this program does not own (a remote endpoint): left running. */
     | "not_managed"
     /** A line from whoever runs it (a remote agent's own events, `host/service: started`). */
-    | "progress";
+    | "progress"
+    /**
+     * A readiness check failed while it starts (`message`: its result): at most one a second,
+     * or when the result changes.
+     */
+    | "check"
+    /** Something the user should know that is no failure (dependents left without it). */
+    | "warning";
   service: string;
   /** Milliseconds since the operation began. */
   elapsed_ms: number;
@@ -39,6 +46,8 @@ export interface LifecycleEvent {
   blocked_by?: string;
   /** `failed`: the last lines of the service's own output. */
   last_log_lines?: string[];
+  /** `waiting`, `check`: how long the start may wait (its `start_timeout`). */
+  timeout_ms?: number;
 }
 
 /** What happened to one service. */

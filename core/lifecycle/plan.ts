@@ -36,6 +36,8 @@ export interface StopPlan {
   waves: string[][];
   /** Running dependents outside the request, per requested service: the stop is refused unless forced. */
   blocked: { service: string; dependents: string[] }[];
+  /** Forced: the same dependents, which go on running without the service (a warning). */
+  orphaned: { service: string; dependents: string[] }[];
 }
 
 /** Current status of services, without health checks. */
@@ -94,7 +96,7 @@ export async function planStop(
   const up = all.filter((n) => isUp(statuses.get(n)) || statuses.get(n) === "stopping");
   const requested = names.length ? [...new Set(names)] : up;
   const services = p.graph.stopOrder(requested.filter((n) => up.includes(n)));
-  const blocked = opts.force ? [] : requested.map((service) => ({
+  const held = requested.filter((n) => up.includes(n)).map((service) => ({
     service,
     dependents: p.graph.dependents(service, { transitive: true })
       .filter((d) => up.includes(d) && !requested.includes(d)),
@@ -105,7 +107,8 @@ export async function planStop(
     services,
     not_running: requested.filter((n) => !up.includes(n)),
     waves: stopWaves(p, services),
-    blocked,
+    blocked: opts.force ? [] : held,
+    orphaned: opts.force ? held : [],
   };
 }
 

@@ -173,6 +173,9 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
           o.emit({ type: "progress", service: name, message, dependency: o.dependency }),
       };
       const supervised = needsSupervisor(svc, driver, p.env);
+      const timeout_ms = svc.startup.start_timeout * 1000;
+      const onCheck = (message: string) =>
+        o.emit({ type: "check", service: name, message, dependency: o.dependency, timeout_ms });
       // Observed services (remote) are started here and only watched there once ready.
       const spawnsThere = supervised && spawnedBySupervisor(driver);
       if (!o.restarting) {
@@ -185,8 +188,14 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
         if (rt.status === "starting" && rt.pid) {
           // A start whose CLI died before the service was ready left a live process: finish
           // that start instead of spawning a second one.
-          o.emit({ type: "waiting", service: name, pid: rt.pid, dependency: o.dependency });
-          const ready = await waitReady(p, svc, { pid: rt.pid }, o.signal);
+          o.emit({
+            type: "waiting",
+            service: name,
+            pid: rt.pid,
+            dependency: o.dependency,
+            timeout_ms,
+          });
+          const ready = await waitReady(p, svc, { pid: rt.pid }, o.signal, onCheck);
           if (ready.ok) {
             await p.store.running(name);
             if (supervised) await superviseAdopt(p, svc);
@@ -225,6 +234,7 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
           service: name,
           dependency: o.dependency,
           message: `Waiting for ${name}${where ? ` at ${where}` : ""}`,
+          timeout_ms,
         });
       }
       touched = true;
@@ -232,8 +242,14 @@ async function startOne(p: Platform, svc: Service, o: StartOne): Promise<Result>
         ? await superviseStart(p, svc)
         : await launch(p.store, driver, svc, ctx);
       o.emit({ type: "started", service: name, pid: handle.pid, dependency: o.dependency });
-      o.emit({ type: "waiting", service: name, pid: handle.pid, dependency: o.dependency });
-      const ready = await waitReady(p, svc, handle, o.signal);
+      o.emit({
+        type: "waiting",
+        service: name,
+        pid: handle.pid,
+        dependency: o.dependency,
+        timeout_ms,
+      });
+      const ready = await waitReady(p, svc, handle, o.signal, onCheck);
       if (!ready.ok) {
         // Clean up what we started, whether or not the operation was cancelled.
         if (supervised) await unwatch(p, name);
@@ -297,11 +313,15 @@ interface Readiness {
 }
 
 /** Wait until the service's check passes, it exits, or `start_timeout` runs out. */
+/** How often at most a failing readiness check is reported while its result stays the same. */
+const CHECK_REPORT_MS = 1_000;
+
 async function waitReady(
   p: Platform,
   svc: Service,
   handle: Handle,
   signal?: AbortSignal,
+  onCheck?: (message: string) => void,
 ): Promise<Readiness> {
   const driver = await p.plugins.driver(svc.deployment.mode);
   const ac = new AbortController();
@@ -346,6 +366,7 @@ async function waitReady(
       return { ok: true, message: "Started (no health check)" };
     }
     const check = await p.plugins.check(svc.health_check.type);
+    let lastCheck = { message: "", at: 0 };
     const r = await waitHealthy({
       check,
       cfg: svc.health_check[svc.health_check.type],
@@ -358,6 +379,13 @@ async function waitReady(
       maxDelayMs: Math.min(STARTUP_POLL_MAX_MS, svc.health_check.interval * 1000),
       signal: ac.signal,
       isAlive: handle.exited ? undefined : isAlive,
+      onAttempt: (r) => {
+        if (r.healthy || !onCheck) return;
+        const now = Date.now();
+        if (r.message === lastCheck.message && now - lastCheck.at < CHECK_REPORT_MS) return;
+        lastCheck = { message: r.message, at: now };
+        onCheck(r.message);
+      },
     });
     if (r.healthy) return { ok: true, checked: true, message: r.result.message };
     if (exited || !(await isAlive())) return await died();

@@ -42,6 +42,10 @@ export async function stopWithin(
   const { elapsed, emit } = clock(opts.onEvent);
   await settleSupervisor(p);
   const plan = await planStop(p, names, { force: opts.force || opts.ignoreDependents });
+  // A restart brings them back; a user's forced stop leaves their dependents without them.
+  const orphaned = new Map(
+    opts.force && !opts.ignoreDependents ? plan.orphaned.map((o) => [o.service, o.dependents]) : [],
+  );
   if (plan.blocked.length) {
     const b = plan.blocked[0];
     throw new RefusedError(
@@ -81,6 +85,14 @@ export async function stopWithin(
             : undefined;
           await p.store.stopped(name, svc.deployment.mode, { exit: r.exit });
           emit({ type: "stopped", service: name, ...(message ? { message } : {}) });
+          const left = orphaned.get(name);
+          if (left) {
+            emit({
+              type: "warning",
+              service: name,
+              message: `${left.join(", ")} ${left.length > 1 ? "run" : "runs"} on without ${name}`,
+            });
+          }
           return { name, status: "stopped" as const, ...(message ? { message } : {}) };
         }, { waitMs: (svc.shutdown.timeout + 30) * 1000 });
         outcomes.set(name, { ...done, elapsed_ms: elapsed() });

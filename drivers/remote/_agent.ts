@@ -96,7 +96,7 @@ function progressLine(t: Target, e: LifecycleEvent): string | undefined {
     case "stopping":
       return `${who}: stopping`;
     case "stopped":
-      return `${who}: stopped`;
+      return `${who}: stopped${e.message ? ` (${e.message})` : ""}`;
     default:
       return undefined;
   }
