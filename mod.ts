@@ -40,9 +40,18 @@ export {
 } from "./core/lifecycle/start.ts";
 export type { StartOptions } from "./core/lifecycle/start.ts";
 export { stopServices } from "./core/lifecycle/stop.ts";
+export { planReload, reloadPlatform } from "./core/lifecycle/reload.ts";
+export type {
+  ReloadChange,
+  ReloadDiff,
+  ReloadOptions,
+  ReloadPlan,
+} from "./core/lifecycle/reload.ts";
 export type { StopOptions as StopServicesOptions } from "./core/lifecycle/stop.ts";
 export type { LifecycleEvent, LifecycleResult, Outcome } from "./core/lifecycle/events.ts";
 export { preflight, readiness } from "./core/lifecycle/preflight.ts";
+export { explain } from "./core/lifecycle/why.ts";
+export type { Explanation, Reason } from "./core/lifecycle/why.ts";
 export type { ReadinessEntry } from "./core/lifecycle/preflight.ts";
 export { monitor } from "./core/lifecycle/monitor.ts";
 export { Supervisor } from "./core/supervisor/daemon.ts";
@@ -72,6 +81,25 @@ export type {
 } from "./core/plugins/registry.ts";
 export { defaultHome, statePaths } from "./core/state/files.ts";
 export { readState, StateStore, StateTransitionError } from "./core/state/store.ts";
+export { mergeLive, mergeLogs } from "./core/state/log_merge.ts";
+export type { MergeLiveOptions, ServiceLog, ServiceLogLine } from "./core/state/log_merge.ts";
+export {
+  appendEvent,
+  JOURNAL_KEEP,
+  JOURNAL_MAX_SIZE,
+  journalFile,
+  parseSince,
+  readJournal,
+} from "./core/state/journal.ts";
+export type {
+  JournalEntry,
+  JournalEvent,
+  JournalOptions,
+  JournalRecord,
+  JournalType,
+  ReadJournalOptions,
+  RequestedBy,
+} from "./core/state/journal.ts";
 export {
   DependencyCycleError,
   ExitCode,
@@ -84,9 +112,12 @@ export {
   UsageError,
 } from "./core/errors.ts";
 export { describeExit, SERVICE_STATUSES } from "./core/types.ts";
+export { buildCommit, VERSION, versionLine } from "./core/runtime/version.ts";
+export { readOwnFile } from "./core/runtime/assets.ts";
 export type {
   ExitInfo,
   HealthCheckConfig,
+  LogLine,
   LogOptions,
   Registry,
   RegistryIssue,

@@ -60,8 +60,17 @@ export type HttpCheckConfig = z.output<typeof config>;
 async function run(cfg: HttpCheckConfig, ctx: CheckContext): Promise<CheckResult> {
   const attempt = startAttempt(ctx);
   const result = attempt.result;
+  // The service's driver may own the client for its URLs (a remote endpoint: its CA and token).
+  const viaDriver = ctx.http?.(new URL(cfg.endpoint), {
+    method: cfg.method,
+    headers: cfg.headers,
+    body: cfg.body,
+    signal: attempt.signal,
+  });
   try {
-    const status = cfg.endpoint.startsWith("http:")
+    const status = viaDriver
+      ? await viaDriver
+      : cfg.endpoint.startsWith("http:")
       ? await statusLine(cfg, attempt.signal)
       : await fetchStatus(cfg, attempt.signal);
     return status === cfg.expected_status
@@ -69,6 +78,7 @@ async function run(cfg: HttpCheckConfig, ctx: CheckContext): Promise<CheckResult
       : result(false, `HTTP status ${status} (expected ${cfg.expected_status})`);
   } catch (error) {
     if (attempt.signal.aborted) return result(false, attempt.abortMessage());
+    if (viaDriver) return result(false, errorMessage(error)); // the driver's own words
     return result(false, describeFailure(cfg.endpoint, error, ctx.timeoutMs));
   } finally {
     attempt.dispose();

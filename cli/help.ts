@@ -36,6 +36,10 @@ export const EXAMPLES: Record<string, readonly Example[]> = {
     ["provisioning platform restart", "every running service"],
     ["provisioning platform restart api-gateway", "one service (dependents stay up)"],
   ],
+  "platform reload": [
+    ["provisioning platform reload --dry-run", "what changed in the registry, what would happen"],
+    ["provisioning platform reload", "restart what changed, start added, stop removed services"],
+  ],
   "platform status": [
     ["provisioning platform status"],
     ["provisioning platform status --json", "{running, total, services}"],
@@ -47,6 +51,8 @@ export const EXAMPLES: Record<string, readonly Example[]> = {
   "platform logs": [
     ["provisioning platform logs orchestrator --lines 100"],
     ["provisioning platform logs api-gateway --follow", "until Ctrl+C"],
+    ["provisioning platform logs --follow", "every service's lines as they come, name | line"],
+    ["provisioning platform logs --since 10m -t", "the last ten minutes, with times"],
   ],
   "services": [
     ["provisioning services list --running"],
@@ -79,6 +85,8 @@ export const EXAMPLES: Record<string, readonly Example[]> = {
   "services logs": [
     ["provisioning services logs orchestrator --lines 20"],
     ["provisioning services logs orchestrator --follow --json", "JSON lines until Ctrl+C"],
+    ["provisioning services logs orchestrator api-gateway --timestamps", "two, merged by time"],
+    ["provisioning services logs --since 2026-01-31T10:00Z --json", "one JSON document"],
   ],
   "services monitor": [
     ["provisioning services monitor orchestrator --interval 5"],
@@ -125,6 +133,15 @@ export const EXAMPLES: Record<string, readonly Example[]> = {
   ],
   "agent token": [
     ["provisioning agent token", "created when missing"],
+  ],
+  "events": [
+    ["provisioning events --since 1h", "what happened in the last hour, oldest first"],
+    ["provisioning events orchestrator --follow", "one service's events as they happen"],
+    ["provisioning events --since 2026-12-02T03:00:00Z --json", "JSON lines"],
+  ],
+  "why": [
+    ["provisioning why api-gateway", "down the dependency chain to the root cause"],
+    ["provisioning why orchestrator --json", "the chain as data; exit 0 only when healthy"],
   ],
   "completion": [
     ["provisioning completion bash > /etc/bash_completion.d/provisioning"],

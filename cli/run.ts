@@ -5,14 +5,16 @@
  * @module
  */
 import { Command, CommanderError } from "commander";
-import { ExitCode, ProvisioningError, RegistryError } from "../mod.ts";
+import { ExitCode, ProvisioningError, RegistryError, versionLine } from "../mod.ts";
 import type { CommandResult, Run } from "./commands/_common.ts";
 import { agentCommand } from "./commands/agent.ts";
 import { completionCommand } from "./commands/completion.ts";
+import { eventsCommand } from "./commands/events.ts";
 import { platformCommand } from "./commands/platform.ts";
 import { pluginsCommand } from "./commands/plugins.ts";
 import { servicesCommand } from "./commands/services.ts";
 import { supervisorCommand } from "./commands/supervisor.ts";
+import { whyCommand } from "./commands/why.ts";
 import { addExamples } from "./help.ts";
 
 const GROUPS = [
@@ -21,7 +23,9 @@ const GROUPS = [
   supervisorCommand,
   pluginsCommand,
   agentCommand,
+  eventsCommand,
   completionCommand,
+  whyCommand,
 ];
 
 /** The whole command tree, its actions wrapped by `run` (tests build it with a stand-in). */
@@ -30,7 +34,7 @@ export function buildProgram(run: Run): Command {
     .description(
       "Start, stop, watch and explain a platform of services described in a TOML registry",
     )
-    .version("0.1.0")
+    .version(versionLine(), "-V, --version", "print the version and the commit it was built from")
     .exitOverride()
     .showSuggestionAfterError()
     .helpCommand("help [command...]", "show a command's help and examples");

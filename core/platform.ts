@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { probeOnce } from "./health/prober.ts";
+import { probeOnce, probeTargetOf } from "./health/prober.ts";
 import { UsageError } from "./errors.ts";
 import { Graph } from "./graph/graph.ts";
 import { PluginRegistry } from "./plugins/registry.ts";
@@ -16,6 +16,7 @@ import { StateStore } from "./state/store.ts";
 import type {
   CheckResult,
   DriverContext,
+  LogLine,
   LogOptions,
   Registry,
   RuntimeStatus,
@@ -56,6 +57,8 @@ export interface StatusReport extends RuntimeStatus {
   dependencies: string[];
   health: "healthy" | "unhealthy" | "unknown";
   health_message?: string;
+  /** Where a service this host does not run runs (a remote endpoint: `https://host:port`). */
+  location?: string;
 }
 
 /** One row of `services list --json` and of the agent's `GET /v1/services`. */
@@ -192,19 +195,18 @@ export class Platform {
   async probe(svc: Service, signal?: AbortSignal): Promise<CheckResult> {
     const check = await this.plugins.check(svc.health_check.type).catch(unusable);
     if ("unusable" in check) return { healthy: false, message: check.unusable, durationMs: 0 };
-    return probeOnce({
-      check,
-      cfg: svc.health_check[svc.health_check.type],
-      health: svc.health_check,
-      service: svc.name,
-      env: this.env,
-    }, { signal });
+    const driver = await this.plugins.driver(svc.deployment.mode).catch(() => undefined);
+    return probeOnce(probeTargetOf(svc, check, this.env, driver, this.context()), { signal });
   }
 
   /** Status, health and registry facts of one service. */
   async status(name: string, opts: { health?: boolean } = {}): Promise<StatusReport> {
     const svc = this.service(name);
-    const rt = await this.runtime(name);
+    const [rt, driver] = await Promise.all([
+      this.runtime(name),
+      this.plugins.driver(svc.deployment.mode).catch(() => undefined),
+    ]);
+    const location = driver?.location?.(svc);
     let health: StatusReport["health"] = "unknown";
     let health_message: string | undefined;
     if (opts.health !== false && (rt.status === "running" || rt.status === "starting")) {
@@ -223,6 +225,7 @@ export class Platform {
       dependencies: svc.dependencies,
       health,
       health_message,
+      ...(location ? { location } : {}),
     };
   }
 
@@ -257,6 +260,24 @@ export class Platform {
     yield* driver.logs(svc, this.context(opts.signal), opts);
   }
 
+  /**
+   * `logs` with the time each line was written where its driver knows it (`LogLine`: the
+   * engine's for docker and kubernetes; for a log file of ours see `core/state/log_times.ts`).
+   * With `since`, only lines of that time or later: a line without a time is left out.
+   */
+  async *logLines(name: string, opts: LogOptions = {}): AsyncIterable<LogLine> {
+    const svc = this.service(name);
+    const driver = await this.plugins.driver(svc.deployment.mode);
+    const ctx = this.context(opts.signal);
+    const lines = driver.logLines
+      ? driver.logLines(svc, ctx, opts)
+      : untimed(driver.logs(svc, ctx, opts));
+    const { since } = opts;
+    for await (const l of lines) {
+      if (since === undefined || (l.time !== undefined && l.time >= since)) yield l;
+    }
+  }
+
   /** Direct and transitive dependencies and dependents of a service. */
   dependencies(name: string): {
     name: string;
@@ -278,6 +299,10 @@ export class Platform {
       all_required_by: this.graph.dependents(name, { transitive: true }),
     };
   }
+}
+
+async function* untimed(lines: AsyncIterable<string>): AsyncIterable<LogLine> {
+  for await (const line of lines) yield { line };
 }
 
 /** A plugin that cannot load makes its services `failed` / unhealthy, not the whole platform. */

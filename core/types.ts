@@ -40,6 +40,11 @@ export interface StartupConfig {
   restart_delay_max: number;
   /** Seconds of uptime after which the restart count and delay reset (default 60). */
   restart_window: number;
+  /**
+   * `platform reload` restarts it when it restarts a dependency of it (whose deployment
+   * changed); by default a dependent keeps running (default false).
+   */
+  restart_with_dependencies: boolean;
 }
 
 /** `[services.X.shutdown]` after defaults. */
@@ -166,6 +171,12 @@ export interface ServiceState {
   next_attempt_at?: string;
   /** `failed`: the last lines of the service's own output when it failed (as systemctl shows). */
   last_log_lines?: string[];
+  /**
+   * The configuration it was started with (`core/registry/config_hash.ts`): all of it, and its
+   * deployment alone. `platform reload` restarts it when the deployment changed.
+   */
+  config_hash?: string;
+  deployment_hash?: string;
 }
 
 /** What a driver's `status` returns. A pure read: it never writes state. */
@@ -278,7 +289,22 @@ export interface LogOptions {
   lines?: number;
   /** Keep following until the signal aborts. */
   follow?: boolean;
+  /**
+   * Only lines written at or after this time (ms since the epoch). A driver's `logLines` may
+   * use it to read less; `Platform.logLines` filters by it whatever the driver did.
+   */
+  since?: number;
   signal?: AbortSignal;
+}
+
+/**
+ * One line of a service's log and, when known, the time it was written (ms since the epoch):
+ * the engine's for docker and kubernetes, for a log file the time the line starts with or an
+ * upper bound (see `core/state/log_times.ts`).
+ */
+export interface LogLine {
+  line: string;
+  time?: number;
 }
 
 /** A deployment mode. A plugin module `drivers/<mode>.ts` default-exports one. */
@@ -295,6 +321,11 @@ export interface Driver<C = unknown> {
   status(svc: Service, ctx: DriverContext): Promise<RuntimeStatus>;
   logs(svc: Service, ctx: DriverContext, opts?: LogOptions): AsyncIterable<string>;
   /**
+   * `logs` with the time of each line where the driver knows it. Optional: without it, the lines
+   * of `logs` carry no time (and `--since` leaves them out).
+   */
+  logLines?(svc: Service, ctx: DriverContext, opts?: LogOptions): AsyncIterable<LogLine>;
+  /**
    * Where a service this driver does not own runs (`https://host:port`), for messages such as
    * the `not_managed` outcome of a stop. Optional.
    */
@@ -304,6 +335,17 @@ export interface Driver<C = unknown> {
    * are forwarded to whoever runs it (a remote agent) instead of being left alone. Optional.
    */
   forwards?(svc: Service): boolean;
+  /**
+   * The client an HTTP health check of this service should use for the service's own URLs (a
+   * remote endpoint: its TLS settings and token). Optional.
+   */
+  checkHttp?(svc: Service, ctx: DriverContext): HttpRequester | undefined;
+  /**
+   * What a start reads besides the registry (the variables of an env file), keyed by the TOML
+   * path of the key that names it (`deployment.binary.env_file`): part of the service's
+   * `deployment_hash`, so `platform reload` restarts it when they change. Optional.
+   */
+  configInputs?(svc: Service, ctx: DriverContext): Promise<Record<string, unknown>>;
 }
 
 /** The outcome of one check attempt. Unhealthy is a result, not an exception. */
@@ -321,7 +363,21 @@ export interface CheckContext {
   /** The service being checked. */
   service: string;
   env: Record<string, string | undefined>;
+  /**
+   * The service's own HTTP client, from its driver (a remote endpoint's CA, server name, client
+   * certificate and token): an HTTP check uses it for URLs it accepts.
+   */
+  http?: HttpRequester;
 }
+
+/**
+ * One HTTP request through a driver's client, answering with the status; `undefined` (no
+ * promise) when `url` is not the driver's to ask (another origin: its token must not go there).
+ */
+export type HttpRequester = (
+  url: URL,
+  init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
+) => Promise<number> | undefined;
 
 /** A health check type. A plugin module `checks/<type>.ts` default-exports one. */
 export interface Check<C = unknown> {

@@ -39,6 +39,8 @@ import {
   type ExitInfo,
   type Finding,
   type Handle,
+  type LogLine,
+  type LogOptions,
   type Service,
 } from "../core/types.ts";
 import { binaryChecks, binaryPreflight, resolveBinary } from "./binary/_files.ts";
@@ -60,6 +62,7 @@ import {
 } from "./binary/_track.ts";
 import { loadEnvFile } from "./binary/_env_file.ts";
 import { readLog } from "../core/state/log_tail.ts";
+import { readTimedLog } from "../core/state/log_times.ts";
 import {
   drainedLog,
   endLogWriter,
@@ -440,7 +443,24 @@ const binaryDriver = defineDriver<BinaryConfig>({
   stop: (svc, ctx, opts) => binaryStop(svc, ctx, opts),
   status: (svc, ctx) => binaryStatus(svc, ctx),
   logs: (svc, ctx, opts = {}) => binaryLogs(svc, ctx, opts),
+  logLines: (svc, ctx, opts = {}) => binaryLogLines(svc, ctx, opts),
+  configInputs: (svc, ctx) => envFileInputs(binaryConfigOf(svc), ctx),
 });
+
+/**
+ * The variables of `env_file` as a start reads them (relative to `working_dir`): a reload
+ * restarts the service when they change (not when only a comment does). An unreadable file is
+ * an input too: the start will fail on it.
+ */
+async function envFileInputs(
+  cfg: BinaryConfig,
+  ctx: DriverContext,
+): Promise<Record<string, unknown>> {
+  if (!cfg.env_file) return {};
+  const file = resolve(ctx.cwd, cfg.working_dir ?? ".", cfg.env_file);
+  const vars = await loadEnvFile(file).catch((e) => ({ unreadable: (e as Error).message }));
+  return { "deployment.binary.env_file": vars };
+}
 
 /**
  * The service's log, as `tail -n N [-F]`. When the service has ended, its writer gets to write
@@ -450,19 +470,35 @@ const binaryDriver = defineDriver<BinaryConfig>({
 async function* binaryLogs(
   svc: Service,
   ctx: DriverContext,
-  opts: { lines?: number; follow?: boolean; signal?: AbortSignal },
+  opts: LogOptions,
 ): AsyncGenerator<string> {
+  const log = await drainedLogOf(svc, ctx);
+  yield* readLog(log, {
+    lines: opts.lines ?? 50,
+    follow: opts.follow,
+    signal: opts.signal ?? ctx.signal,
+  });
+}
+
+/** `binaryLogs` with times, across rotated files (`core/state/log_times.ts`). */
+async function* binaryLogLines(
+  svc: Service,
+  ctx: DriverContext,
+  opts: LogOptions,
+): AsyncGenerator<LogLine> {
+  const log = await drainedLogOf(svc, ctx);
+  yield* readTimedLog(log, { ...opts, signal: opts.signal ?? ctx.signal });
+}
+
+/** The service's log file, once the writer of a service that has ended has written its last. */
+async function drainedLogOf(svc: Service, ctx: DriverContext): Promise<string> {
   const log = logFile(ctx.paths, svc.name);
   const state = await readState(ctx.paths, svc.name).catch(() => undefined);
   const writer = state?.handle?.log_writer as LogWriter | undefined;
   if (writer && !(state?.pid && (await isAlive(state.pid, state.pid_start)))) {
     await drainedLog(writer, log, 500);
   }
-  yield* readLog(log, {
-    lines: opts.lines ?? 50,
-    follow: opts.follow,
-    signal: opts.signal ?? ctx.signal,
-  });
+  return log;
 }
 
 export default binaryDriver;

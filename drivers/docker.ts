@@ -19,11 +19,13 @@ import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
 import { defineDriver, driverConfig } from "../core/plugins/api.ts";
 import { safeName } from "../core/state/files.ts";
+import { engineLine } from "../core/state/log_times.ts";
 import { readState } from "../core/state/store.ts";
 import type {
   DriverContext,
   Finding,
   Handle,
+  LogLine,
   LogOptions,
   RuntimeStatus,
   Service,
@@ -248,10 +250,24 @@ async function status(svc: Service, ctx: DriverContext): Promise<RuntimeStatus> 
   return containerRuntime(found.c, await readState(ctx.paths, svc.name));
 }
 
-async function* logs(
+function logs(svc: Service, ctx: DriverContext, opts: LogOptions = {}): AsyncGenerator<string> {
+  return containerLines(svc, ctx, opts, false);
+}
+
+/** `logs` with the engine's time of every line (`docker logs -t`). */
+async function* logLines(
   svc: Service,
   ctx: DriverContext,
   opts: LogOptions = {},
+): AsyncGenerator<LogLine> {
+  for await (const raw of containerLines(svc, ctx, opts, true)) yield engineLine(raw);
+}
+
+async function* containerLines(
+  svc: Service,
+  ctx: DriverContext,
+  opts: LogOptions,
+  timestamps: boolean,
 ): AsyncGenerator<string> {
   const engine = new DockerEngine(ctx.env);
   const signal = opts.signal ?? ctx.signal;
@@ -268,6 +284,8 @@ async function* logs(
     lines: opts.lines ?? 50,
     follow: opts.follow,
     tty: c.Config.Tty,
+    timestamps,
+    since: timestamps ? opts.since : undefined,
     signal,
   });
 }
@@ -283,6 +301,7 @@ const dockerDriver = defineDriver<DockerConfig>({
   stop,
   status,
   logs,
+  logLines,
 });
 
 export default dockerDriver;

@@ -24,11 +24,13 @@ import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
 import { defineDriver, driverConfig } from "../core/plugins/api.ts";
 import { safeName } from "../core/state/files.ts";
+import { engineLine } from "../core/state/log_times.ts";
 import { readState } from "../core/state/store.ts";
 import type {
   DriverContext,
   Finding,
   Handle,
+  LogLine,
   LogOptions,
   RuntimeStatus,
   Service,
@@ -255,15 +257,30 @@ async function status(svc: Service, ctx: DriverContext): Promise<RuntimeStatus> 
   return containerRuntime(found[0], await readState(ctx.paths, svc.name));
 }
 
-async function* logs(
+function logs(svc: Service, ctx: DriverContext, opts: LogOptions = {}): AsyncGenerator<string> {
+  return composeLogs(svc, ctx, opts, false);
+}
+
+/** `logs` with the engine's time of every line (`logs --timestamps`). */
+async function* logLines(
   svc: Service,
   ctx: DriverContext,
   opts: LogOptions = {},
+): AsyncGenerator<LogLine> {
+  for await (const raw of composeLogs(svc, ctx, opts, true)) yield engineLine(raw);
+}
+
+async function* composeLogs(
+  svc: Service,
+  ctx: DriverContext,
+  opts: LogOptions,
+  timestamps: boolean,
 ): AsyncGenerator<string> {
   const cfg = composeConfigOf(svc);
   const tool = await requireCompose(ctx.env);
   const args = ["logs", "--no-color", "--no-log-prefix", "--tail", String(opts.lines ?? 50)];
   if (opts.follow) args.push("-f");
+  if (timestamps) args.push("--timestamps");
   let first = true;
   for await (
     const line of composeLines(tool, targetOf(cfg, ctx, opts.signal), [...args, cfg.service_name])
@@ -286,6 +303,7 @@ const composeDriver = defineDriver<ComposeConfig>({
   stop,
   status,
   logs,
+  logLines,
 });
 
 export default composeDriver;

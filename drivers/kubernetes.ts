@@ -29,6 +29,7 @@ import type {
   DriverContext,
   Finding,
   Handle,
+  LogLine,
   LogOptions,
   RuntimeStatus,
   Service,
@@ -137,8 +138,17 @@ async function* logs(
   ctx: DriverContext,
   opts: LogOptions = {},
 ): AsyncGenerator<string> {
+  for await (const l of logLines(svc, ctx, opts)) yield l.line;
+}
+
+/** `logs` with the cluster's time of every line (`kubectl logs --timestamps`). */
+async function* logLines(
+  svc: Service,
+  ctx: DriverContext,
+  opts: LogOptions = {},
+): AsyncGenerator<LogLine> {
   const { context } = await recorded(svc, ctx);
-  yield* (await ops()).serviceLogs(svc, ctx, {
+  yield* (await ops()).serviceLogLines(svc, ctx, {
     cfg: configOf(svc),
     ...opts,
     context,
@@ -158,6 +168,7 @@ const kubernetesDriver = defineDriver<KubernetesConfig>({
   stop,
   status,
   logs,
+  logLines,
 });
 
 export default kubernetesDriver;

@@ -34,6 +34,7 @@ import type {
   DriverContext,
   Finding,
   Handle,
+  HttpRequester,
   LogOptions,
   RuntimeStatus,
   Service,
@@ -195,6 +196,18 @@ function forwards(svc: Service): boolean {
   return cfg.agent === true && cfg.control === "forward";
 }
 
+/**
+ * The client of the service's HTTP health check for URLs of the endpoint's origin (scheme, host,
+ * port): ours, with the CA, server name, client certificate and token of the remote table. Other
+ * URLs are the check's own (the token never goes to another origin).
+ */
+function checkHttp(svc: Service, ctx: DriverContext): HttpRequester {
+  const cfg = configOf(svc);
+  const origin = new URL(cfg.endpoint).origin;
+  return (url, init) =>
+    url.origin === origin ? ops().then((o) => o.checkRequest(svc, cfg, ctx, url, init)) : undefined;
+}
+
 /** Where the service runs, for messages (`https://host:port/path`, no credentials or query). */
 export function location(svc: Service): string {
   return displayEndpoint(configOf(svc).endpoint);
@@ -214,6 +227,7 @@ const remoteDriver = defineDriver<RemoteConfig>({
   logs,
   location,
   forwards,
+  checkHttp,
 });
 
 export default remoteDriver;

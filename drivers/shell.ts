@@ -35,12 +35,14 @@ import { readState } from "../core/state/store.ts";
 import type {
   DriverContext,
   Handle,
+  LogLine,
   LogOptions,
   RuntimeStatus,
   Service,
   StopOptions,
 } from "../core/types.ts";
 import { readLog } from "../core/state/log_tail.ts";
+import { readTimedLog } from "../core/state/log_times.ts";
 import { runShell, shellLines, type ShellResult } from "./shell/_run.ts";
 import { shellPreflight } from "./shell/_preflight.ts";
 
@@ -80,6 +82,7 @@ const shell = defineDriver({
   stop,
   status,
   logs,
+  logLines,
 });
 export default shell;
 
@@ -226,6 +229,23 @@ async function* logs(
     if (last.length > lines) last.shift();
   }
   yield* last;
+}
+
+/**
+ * `logs` with times: those of the log file of ours (`core/state/log_times.ts`); the lines of a
+ * `logs` command of its own carry none.
+ */
+async function* logLines(
+  svc: Service,
+  ctx: DriverContext,
+  opts: LogOptions = {},
+): AsyncIterable<LogLine> {
+  if (options(svc, ctx).cfg.logs) {
+    for await (const line of logs(svc, ctx, opts)) yield { line };
+    return;
+  }
+  const signal = opts.signal ?? ctx.signal;
+  yield* readTimedLog(logFile(ctx.paths, svc.name), { ...opts, signal });
 }
 
 function runStatus(svc: Service, ctx: DriverContext): Promise<ShellResult> {

@@ -74,7 +74,7 @@ function managed(name: string, daemonPid: () => number | undefined, stop: () => 
 export async function startOurs(
   apps: App[],
   opts: { interval?: number; env?: Record<string, string> } = {},
-): Promise<Managed> {
+): Promise<Managed & { home: string; config: string }> {
   const tmp = tempDir("supervision-ours");
   const home = join(tmp.dir, "home");
   let p: Platform | undefined;
@@ -96,14 +96,15 @@ export async function startOurs(
       const bad = r.outcomes.find((o) => o.status !== "started");
       throw new Error(`Cannot start the benchmark services: ${bad?.name}: ${bad?.message}`);
     }
-    return m;
+    return { ...m, home, config };
   } catch (e) {
     await m.stop();
     throw e;
   }
 }
 
-function oursToml(apps: App[], interval: number): string {
+/** Our registry of `apps`: binary services, http checks every `interval` s, restarted on failure. */
+export function oursToml(apps: App[], interval: number): string {
   return apps.map((a) => {
     const cmd = appCommand(a);
     return [
@@ -122,30 +123,49 @@ function oursToml(apps: App[], interval: number): string {
 
 /** PM2 from `node_modules/.bin/pm2`, with `PM2_HOME` in a temp dir, apps from an ecosystem file. */
 export async function startPm2(apps: App[]): Promise<Managed> {
+  const interpreter = apps.length ? appCommand(apps[0]).command : undefined;
+  return await startPm2Ecosystem({
+    apps: apps.map((a) => ({ name: a.name, script: SERVICE_SCRIPT, args: a.args, interpreter })),
+  });
+}
+
+/** PM2 running an ecosystem, as {@linkcode startPm2Ecosystem} returns it. */
+export interface Pm2Managed extends Managed {
+  /** Its `PM2_HOME` (every process PM2 starts has it in its environment). */
+  home: string;
+  /** Wall milliseconds of `pm2 start ecosystem.config.json`, the daemon's start included. */
+  startMs: number;
+  /** Run `pm2 ARGS` with this `PM2_HOME` to its end; its wall milliseconds. */
+  pm2(args: string[]): Promise<number>;
+}
+
+/**
+ * PM2 (its own `PM2_HOME` in a temp dir) running `ecosystem`, the object of an ecosystem file
+ * (`{apps: [...]}`), started with `pm2 start ecosystem.config.json`: the daemon starts with it.
+ * `stop()` is `pm2 kill` (the apps, then the daemon) and removes the temp dir.
+ */
+export async function startPm2Ecosystem(
+  ecosystem: { apps: unknown[] },
+  opts: { prefix?: string } = {},
+): Promise<Pm2Managed> {
   const pm2 = join(ROOT, "node_modules", ".bin", "pm2");
   if (!existsSync(pm2)) throw new Error(`Cannot run PM2: ${pm2} not found (npm ci)`);
-  const tmp = tempDir("supervision-pm2");
+  const tmp = tempDir(opts.prefix ?? "supervision-pm2");
   const env = { ...process.env, PM2_HOME: join(tmp.dir, "pm2") };
   const m = managed("PM2", () => pidFile(join(env.PM2_HOME, "pm2.pid")), async () => {
     await run(pm2, ["kill"], { env }).catch(() => {}); // stops the apps, then the daemon
     tmp.remove();
   });
+  const timed = async (args: string[]) => {
+    const t0 = performance.now();
+    await run(pm2, args, { env });
+    return performance.now() - t0;
+  };
   try {
-    const ecosystem = join(tmp.dir, "ecosystem.config.json");
-    const interpreter = appCommand(apps[0]).command;
-    writeFileSync(
-      ecosystem,
-      JSON.stringify({
-        apps: apps.map((a) => ({
-          name: a.name,
-          script: SERVICE_SCRIPT,
-          args: a.args,
-          interpreter,
-        })),
-      }),
-    );
-    await run(pm2, ["start", ecosystem], { env });
-    return m;
+    const file = join(tmp.dir, "ecosystem.config.json");
+    writeFileSync(file, JSON.stringify(ecosystem));
+    const startMs = await timed(["start", file]);
+    return { ...m, home: env.PM2_HOME, startMs, pm2: timed };
   } catch (e) {
     await m.stop();
     throw e;
@@ -153,7 +173,7 @@ export async function startPm2(apps: App[]): Promise<Managed> {
 }
 
 /** supervisord in the foreground (`-n`), one `[program:x]` per app, `autorestart=true`. */
-export async function startSupervisord(apps: App[]): Promise<Managed> {
+export async function startSupervisord(apps: App[]): Promise<Managed & { conf: string }> {
   const bin = "/usr/bin/supervisord";
   if (!existsSync(bin)) throw new Error("Cannot run supervisord: apt-get install supervisor");
   const tmp = tempDir("supervision-supervisord");
@@ -169,7 +189,7 @@ export async function startSupervisord(apps: App[]): Promise<Managed> {
     tmp.remove();
     throw new Error(`Cannot run supervisord: ${error.message}`);
   }
-  return managed("supervisord", () => daemon.pid, async () => {
+  const m = managed("supervisord", () => daemon.pid, async () => {
     // SIGTERM: supervisord stops its programs, then exits.
     if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill("SIGTERM");
     const timer = setTimeout(() => daemon.kill("SIGKILL"), 10_000);
@@ -177,6 +197,7 @@ export async function startSupervisord(apps: App[]): Promise<Managed> {
     clearTimeout(timer);
     tmp.remove();
   });
+  return { ...m, conf };
 }
 
 function supervisordConf(dir: string, apps: App[]): string {

@@ -19,6 +19,7 @@
  * | `logs`     | log writer CPU per second at 50 MiB/s, rotating (10 MB, keep 3) / `cat >> file` | none |
  * | `remote`   | 3-level graph across two hosts (B's agent forwards level 1) / critical path | ≤ 1.15 |
  * | `agent`    | kill -9 → SSE `status` event, after the supervisor's record; idle, API p50/p99 | 50 ms |
+ * | `runtimes` | `--help` of the binary / `node -e 0` (bundle ≤ 1.2), status / supervisorctl, RSS | ≤ 0.50 |
  *
  * A missed goal is reported, not an error: the script exits 0 unless a benchmark crashed (1).
  * Every benchmark works in its own temp `PROVISIONING_HOME` on free ports and stops what it
@@ -47,6 +48,7 @@ import { benchSupervision } from "./bench_supervision.ts";
 import { benchLogs } from "./bench_logs.ts";
 import { benchAgent } from "./bench_agent.ts";
 import { benchRemote } from "./bench_remote.ts";
+import { benchRuntimes } from "./bench_runtimes.ts";
 import { type BenchResult, resultLine, running } from "./_bench_util.ts";
 
 export type { BenchResult };
@@ -129,6 +131,10 @@ export const BENCHMARKS: Record<
   agent: {
     about: "kill -9 → SSE status event (goal: ≤ 50 ms after the supervisor's record); idle, API",
     run: (runs) => benchAgent({ runs }),
+  },
+  runtimes: {
+    about: "binary / Node bundle / Deno: --help vs node -e 0, status vs supervisorctl, RSS",
+    run: (runs) => benchRuntimes({ runs }),
   },
 };
 

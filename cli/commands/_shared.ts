@@ -20,13 +20,13 @@ import { renderPlatformStatus, type StatusRow } from "../render/status.ts";
 import {
   type CommandResult,
   type Common,
-  interruptSignal,
   leaf,
   open,
   type Out,
   positiveInt,
   type Run,
 } from "./_common.ts";
+import { logs, type LogsFlags, sinceArg } from "./_logs.ts";
 
 /** Print progress (text) or collect events (JSON) while a lifecycle operation runs. */
 export async function runLifecycle(
@@ -101,20 +101,21 @@ export async function health(
   };
 }
 
-/** Add `logs <name>` (`--lines`, `--follow`) to a group. */
+/**
+ * Add `logs [name...]` (`--lines`, `--follow`, `--timestamps`, `--since`) to a group: one
+ * service's log, or every (named) service's, as `docker compose logs` (`_logs.ts`).
+ */
 export function logsCommand(parent: Command, run: Run): Command {
-  return leaf(parent, "logs <name>", "a service's log")
+  return leaf(parent, "logs [name...]", "a service's log; every service's without a name")
     .addOption(
-      new Option("--lines <n>", "how many lines").default(50).argParser(positiveInt("--lines")),
+      new Option("--lines <n>", "how many lines per service (default 50; with --since: all)")
+        .argParser(positiveInt("--lines")),
     )
     .option("--follow", "keep printing new lines until Ctrl+C")
-    .action(run(async (out, name: string, o: Common & { lines: number; follow?: boolean }) => {
-      const p = await open(o);
-      p.service(name);
-      const signal = o.follow ? interruptSignal() : undefined;
-      for await (const line of p.logs(name, { lines: o.lines, follow: o.follow, signal })) {
-        out(o.json ? JSON.stringify({ service: name, line }) : line);
-      }
-      return {};
-    }));
+    .option("-t, --timestamps", "show the time each line was written")
+    .addOption(
+      new Option("--since <when>", "only lines since then: 30s, 10m, 1h, 2d or an ISO date/time")
+        .argParser(sinceArg),
+    )
+    .action(run((out, names: string[], o: LogsFlags) => logs(out, names, o)));
 }

@@ -1,5 +1,5 @@
 /**
- * `provisioning platform …`: every service as one system (start, stop, restart, status,
+ * `provisioning platform …`: every service as one system (start, stop, restart, reload, status,
  * health, logs).
  *
  * @module
@@ -7,13 +7,17 @@
 import type { Command } from "commander";
 import {
   ExitCode,
+  type LifecycleResult,
+  planReload,
   planStart,
   planStop,
+  reloadPlatform,
   restartServices,
   startServices,
   stopServices,
 } from "../../mod.ts";
 import { renderPlan } from "../render/events.ts";
+import { renderReloadPlan } from "../render/reload.ts";
 import { type Common, interruptSignal, leaf, open, type Run, type StartFlags } from "./_common.ts";
 import { health, logsCommand, platformStatus, runLifecycle } from "./_shared.ts";
 
@@ -74,6 +78,34 @@ export function platformCommand(program: Command, run: Run): Command {
     .action(run(async (out, names: string[], o: Common) => {
       const p = await open(o);
       return await runLifecycle(out, o, (onEvent) => restartServices(p, names, { onEvent }));
+    }));
+  leaf(
+    platform,
+    "reload",
+    "apply the edited registry: stop removed services, restart changed ones, start added ones",
+  )
+    .option("--dry-run", "print what changed and what a reload would do, without doing it")
+    .action(run(async (out, o: PlanOptions) => {
+      const p = await open(o); // an invalid registry stops here: exit 2, nothing touched
+      if (o.dryRun) {
+        const plan = await planReload(p);
+        return {
+          doc: { diff: plan.diff, plan },
+          text: renderReloadPlan(plan, { dryRun: true }).join("\n"),
+        };
+      }
+      let diff: unknown;
+      const res = await runLifecycle(out, o, (onEvent) =>
+        reloadPlatform(p, {
+          onEvent,
+          onPlan: (plan) => {
+            diff = plan.diff;
+            if (!o.json && !o.quiet) renderReloadPlan(plan).forEach((l) => out(l));
+          },
+          signal: interruptSignal(),
+          // Its summary reads the outcomes only, which a reload shares with a start.
+        }) as Promise<LifecycleResult<never>>);
+      return { ...res, doc: { diff, ...(res.doc as object) } };
     }));
   leaf(platform, "status", "status of every service, by category").action(run(platformStatus));
   leaf(platform, "health", "health of every service")

@@ -82,7 +82,10 @@ function statusLine(s: StatusRow): string {
   const why = s.status === "failed" && s.message ? ` (${s.message})` : "";
   const wait = s.status === "backoff" && backoffDetail(s) ? ` (${backoffDetail(s)})` : "";
   const health = s.status === "running" ? HEALTH_ICON[s.health] : "❓";
-  return `${STATUS_ICON[s.status] ?? "⚪"} ${s.name} - ${s.status}${up}${why}${wait} ${health}`;
+  const at = s.location ? ` @ ${s.location}` : "";
+  return `${
+    STATUS_ICON[s.status] ?? "⚪"
+  } ${s.name}${at} - ${s.status}${up}${why}${wait} ${health}`;
 }
 
 /** `platform status`: running count, then services grouped by category. */
@@ -105,7 +108,7 @@ export function renderServiceStatus(s: StatusRow): string {
     `Type: ${s.type}`,
     `Category: ${s.category}`,
     `Status: ${s.status}${wait}`,
-    `Deployment: ${s.deployment_mode}`,
+    `Deployment: ${s.deployment_mode}${s.location ? ` at ${s.location}` : ""}`,
     `Health: ${s.health}${
       s.health_message && s.health !== "healthy" ? ` (${s.health_message})` : ""
     }`,

@@ -6,8 +6,8 @@
  * The page signs in with the token from the URL fragment (`#token=…`: POSTed once as a bearer
  * header to `/v1/session`, which sets an HttpOnly cookie, then removed from the address bar), then
  * shows the services grouped by category with live status from `GET /v1/events`, start / stop /
- * restart buttons, a log tail (`GET /v1/services/<name>/logs?follow=1`) and the dependency graph
- * drawn as SVG. Data is always rendered with `textContent`; there are no inline scripts or styles,
+ * restart buttons, the event journal of the last hour (`journal` events of the same stream), a
+ * log tail (`GET /v1/services/<name>/logs?follow=1`) and the dependency graph drawn as SVG. Data is always rendered with `textContent`; there are no inline scripts or styles,
  * so the strict CSP holds.
  *
  * @module
@@ -75,6 +75,11 @@ const INDEX_HTML = `<!doctype html>
     </table>
     <p id="services-empty" class="muted" hidden>No services in the registry.</p>
   </section>
+  <section class="card" id="events-card">
+    <h2>Events <span class="muted">(the last hour, newest first)</span></h2>
+    <ol id="journal" aria-label="Lifecycle events"></ol>
+    <p id="journal-empty" class="muted">No events in the last hour.</p>
+  </section>
   <section class="card" id="logs" hidden>
     <div class="logs-head">
       <h2>Log: <span id="log-name"></span> <span id="log-state" class="muted"></span></h2>
@@ -99,6 +104,7 @@ const INDEX_HTML = `<!doctype html>
 const APP_JS = String.raw`"use strict";
 (() => {
   const MAX_LOG_LINES = 2000;
+  const MAX_EVENTS = 200;
   const STATUS_ICON = {
     running: "●",
     failed: "✖",
@@ -140,6 +146,7 @@ const APP_JS = String.raw`"use strict";
     events: null,
     retry: 0,
     eventAt: new Map(), // name -> Date.now() of its last status event
+    journalIds: new Set(), // ids of the journal events shown (a new stream replays the hour)
     log: { source: null, name: null, paused: false, pending: [] },
     signedOut: false,
   };
@@ -259,7 +266,7 @@ const APP_JS = String.raw`"use strict";
   function connect() {
     if (state.signedOut) return;
     if (state.events) state.events.close();
-    const es = new EventSource("/v1/events");
+    const es = new EventSource("/v1/events?since=1h");
     state.events = es;
     es.addEventListener("open", () => {
       state.retry = 0;
@@ -274,6 +281,15 @@ const APP_JS = String.raw`"use strict";
         return;
       }
       if (d && typeof d.name === "string") applyStatus(d);
+    });
+    es.addEventListener("journal", (ev) => {
+      let d;
+      try {
+        d = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (d && typeof d.text === "string") addEvent(d, ev.lastEventId);
     });
     es.addEventListener("error", () => {
       if (state.signedOut || state.events !== es) return;
@@ -561,6 +577,35 @@ const APP_JS = String.raw`"use strict";
     );
     el.hidden = false;
     if (kind === "ok") noticeTimer = setTimeout(() => (el.hidden = true), 8000);
+  }
+
+  // ---- the event journal ---------------------------------------------------------------------
+
+  /** One journal record at the top of the list (once per id), the oldest beyond MAX dropped. */
+  function addEvent(d, id) {
+    if (id && state.journalIds.has(id)) return;
+    const at = new Date(d.at);
+    const time = isNaN(at.getTime()) ? String(d.at) : at.toLocaleTimeString();
+    const li = h(
+      "li",
+      { class: "ev", "data-type": String(d.type || ""), "data-id": id || null, title: String(d.at) },
+      h("time", { datetime: String(d.at), text: time }),
+      " ",
+      h("span", { class: "ev-service", text: d.service || "platform" }),
+      ": ",
+      h("span", { class: "ev-text", text: d.text }),
+      " ",
+      h("span", { class: "muted", text: "[" + String(d.by || "") + "]" }),
+    );
+    if (id) state.journalIds.add(id);
+    const list = $("journal");
+    list.prepend(li);
+    while (list.children.length > MAX_EVENTS) {
+      const last = list.lastElementChild;
+      if (last.dataset.id) state.journalIds.delete(last.dataset.id);
+      last.remove();
+    }
+    $("journal-empty").hidden = true;
   }
 
   // ---- the log tail --------------------------------------------------------------------------
@@ -1063,6 +1108,37 @@ td.actions button + button {
 #log-pause[data-state="paused"] {
   border-color: var(--warn);
   color: var(--warn);
+}
+#journal {
+  list-style: none;
+  margin: 0;
+  padding: 0;
+  max-height: 240px;
+  overflow: auto;
+  font: 12px/1.5 ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace;
+}
+#journal time {
+  color: var(--muted);
+}
+#journal .ev-service {
+  font-weight: 600;
+}
+.ev[data-type="crashed"] .ev-text,
+.ev[data-type="failed"] .ev-text,
+.ev[data-type="gave_up"] .ev-text,
+.ev[data-type="unhealthy"] .ev-text,
+.ev[data-type="refused"] .ev-text,
+.ev[data-type="preflight"] .ev-text {
+  color: var(--bad);
+}
+.ev[data-type="backoff"] .ev-text,
+.ev[data-type="restarting"] .ev-text,
+.ev[data-type="warning"] .ev-text {
+  color: var(--warn);
+}
+.ev[data-type="healthy"] .ev-text,
+.ev[data-type="ready"] .ev-text {
+  color: var(--ok);
 }
 #log {
   margin: 10px 0 0;

@@ -2,12 +2,14 @@
  * The agent's live view of a home: every service's status, PID, restarts and health, kept
  * current from the state directory (inotify: a transition the supervisor or a CLI writes is seen
  * within milliseconds), a slow poll as a safety net (a crash nobody records), and the agent's own
- * health checks on each service's interval. A change is announced to listeners once.
+ * health checks on each service's interval. A change is announced to listeners once. It also
+ * follows the home's event journal (one reader for every listener) and announces each record.
  *
  * @module
  */
 import { type FSWatcher, watch } from "node:fs";
 import type { Platform } from "../platform.ts";
+import { type JournalEntry, readJournal } from "../state/journal.ts";
 import type { ServiceStatus } from "../types.ts";
 import { HealthStats } from "./metrics.ts";
 
@@ -39,6 +41,8 @@ export class Feed {
   #closed = false;
   /** Services whose last read was a stale record, looked at again before it is announced. */
   #stale = new Set<string>();
+  #journalListeners = new Set<(e: JournalEntry) => void>();
+  #journalAc = new AbortController();
 
   constructor(private platform: () => Platform) {}
 
@@ -48,8 +52,24 @@ export class Feed {
     return () => this.#listeners.delete(fn);
   }
 
+  /** Announce each record appended to the journal from now on to `fn`; returns the unsubscribe. */
+  listenJournal(fn: (e: JournalEntry) => void): () => void {
+    this.#journalListeners.add(fn);
+    return () => this.#journalListeners.delete(fn);
+  }
+
+  async #followJournal(): Promise<void> {
+    const entries = readJournal(this.platform().paths, {
+      limit: 0,
+      follow: true,
+      signal: this.#journalAc.signal,
+    });
+    for await (const e of entries) for (const fn of this.#journalListeners) fn(e);
+  }
+
   async start(): Promise<void> {
     const p = this.platform();
+    this.#followJournal().catch(() => {}); // a journal that cannot be read is no status
     await this.refresh(p.services.map((s) => s.name));
     try {
       this.#watcher = watch(p.paths.state, (_event, file) => {
@@ -72,6 +92,7 @@ export class Feed {
 
   close(): void {
     this.#closed = true;
+    this.#journalAc.abort();
     this.#watcher?.close();
     clearTimeout(this.#poll);
     for (const t of this.#checks.values()) clearTimeout(t);

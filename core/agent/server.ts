@@ -21,12 +21,21 @@ import {
   UsageError,
 } from "../errors.ts";
 import { listEntry, type OpenOptions, Platform } from "../platform.ts";
+import { VERSION } from "../runtime/version.ts";
 import { restartServices, startServices } from "../lifecycle/start.ts";
 import { stopServices } from "../lifecycle/stop.ts";
 import type { LifecycleEvent, LifecycleResult } from "../lifecycle/events.ts";
 import { supervisorStatus } from "../supervisor/client.ts";
 import { ensureDirs, logFile } from "../state/files.ts";
 import { type LogPosition, readLogEntries } from "../state/log_tail.ts";
+import {
+  appendEvent,
+  type JournalEntry,
+  type JournalRecord,
+  parseSince,
+  readJournal,
+  type RequestedBy,
+} from "../state/journal.ts";
 import { SERVICE_NAME_RE as SERVICE_NAME } from "../names.ts";
 import {
   allowedHosts,
@@ -42,7 +51,7 @@ import { METRICS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { SseHub } from "./sse.ts";
 
 /** The agent's version (the CLI's). */
-export const AGENT_VERSION = "0.1.0";
+export const AGENT_VERSION: string = VERSION;
 
 /** Largest request body accepted (a lifecycle request is a few bytes). */
 export const BODY_LIMIT = 64 * 1024;
@@ -112,6 +121,7 @@ export const API_ROUTES = [
   ["POST", "/v1/platform/restart"],
   ["GET", "/v1/graph"],
   ["GET", "/v1/events"],
+  ["GET", "/v1/journal"],
   ["GET", "/metrics"],
 ] as const;
 
@@ -183,7 +193,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const now = stamp(platform.registry.file);
     if (now !== registryStamp) {
       registryStamp = now;
-      Platform.open(opts).then((p) => (platform = p), (e) => log(`registry: ${e.message}`));
+      Platform.open(opts).then((p) => {
+        platform = p;
+        const text = `registry reloaded: ${p.registry.file} (${p.services.length} services)`;
+        void appendEvent(p.paths, { type: "reloaded", by: "agent", text });
+      }, (e) => log(`registry: ${e.message}`));
     }
     return platform;
   };
@@ -249,6 +263,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       });
     },
     "GET /v1/events": (c) => events(c),
+    "GET /v1/journal": (c) => journal(c),
     "GET /metrics": () => metrics(),
   };
   const routes: Route[] = [
@@ -315,6 +330,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     const client = stream ? hub.open(c.req, c.res) : undefined;
     if (stream && !client) return apiError(503, "busy", "Too many event streams open");
     const onEvent = (e: LifecycleEvent) => client?.send("lifecycle", JSON.stringify(e));
+    const requestedBy: RequestedBy = { kind: "agent", client: clientAddress(c.req) };
     log(`${action} ${scope === "platform" && !names.length ? "platform" : names.join(" ")}`);
     let result: LifecycleResult | undefined;
     let failure: Reply | undefined;
@@ -323,14 +339,15 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         ? startServices(
           p,
           names,
-          scope === "service" ? { skipPreflight: force, onEvent } : {
+          scope === "service" ? { skipPreflight: force, onEvent, requestedBy } : {
             force,
             onEvent,
+            requestedBy,
           },
         )
         : action === "stop"
-        ? stopServices(p, names, { force, onEvent })
-        : restartServices(p, names, { onEvent }));
+        ? stopServices(p, names, { force, onEvent, requestedBy })
+        : restartServices(p, names, { onEvent, requestedBy }));
     } catch (error) {
       failure = errorReply(error);
     }
@@ -399,13 +416,53 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   }
 
   async function events(c: Ctx): Promise<Reply | undefined> {
+    const after = parsePosition(c.req.headers["last-event-id"]);
+    const q = journalQuery(c.url, JOURNAL_STREAM_BACKLOG);
     const client = hub.open(c.req, c.res);
     if (!client) return apiError(503, "busy", "Too many event streams open");
     for (const e of feed.current.values()) client.send("status", JSON.stringify(e));
     const off = feed.listen((e: StatusEvent) => client.send("status", JSON.stringify(e)));
+    // Journal records: the past asked for (after Last-Event-ID, or since=), then the new ones;
+    // those appended meanwhile wait, and one sent with the past is not sent twice.
+    const id = (e: JournalEntry) => `${e.position.ino}:${e.position.offset}`;
+    const wanted = (e: JournalEntry) =>
+      !q.services.length || e.record.service === undefined ||
+      q.services.includes(e.record.service);
+    let held: JournalEntry[] | undefined = [];
+    const sent = new Set<string>();
+    const send = (e: JournalEntry) =>
+      !sent.has(id(e)) && wanted(e) && client.send("journal", JSON.stringify(e.record), id(e));
+    const offJournal = feed.listenJournal((e) => held ? held.push(e) : send(e));
+    if (after || q.since !== undefined) {
+      const past = readJournal(current().paths, {
+        after,
+        since: after ? undefined : q.since,
+        services: q.services,
+        limit: q.limit,
+      });
+      for await (const e of past) {
+        send(e);
+        sent.add(id(e));
+      }
+    }
+    for (const e of held) send(e);
+    held = undefined;
     await client.done;
     off();
+    offJournal();
     return undefined;
+  }
+
+  async function journal(c: Ctx): Promise<Reply> {
+    const q = journalQuery(c.url, JOURNAL_LIMIT);
+    const records: JournalRecord[] = [];
+    const entries = readJournal(current().paths, {
+      since: q.since,
+      services: q.services,
+      limit: q.limit,
+    });
+    for await (const e of entries) records.push(e.record);
+    return { status: 200, body: { events: records } };
   }
 
   async function metrics(): Promise<Reply> {
@@ -681,6 +738,38 @@ function send(res: ServerResponse, reply: Reply): void {
   };
   res.writeHead(reply.status, headers);
   res.end(res.req?.method === "HEAD" ? undefined : text);
+}
+
+/** Journal records `/v1/journal` answers at most by default, and `/v1/events` replays. */
+const JOURNAL_LIMIT = 1_000;
+const JOURNAL_STREAM_BACKLOG = 500;
+
+/** `?since=1h&service=web&limit=N` of a journal route; a usage error (400) when malformed. */
+function journalQuery(
+  url: URL,
+  limit: number,
+): { since?: number; services: string[]; limit: number } {
+  const since = url.searchParams.get("since");
+  const services = url.searchParams.getAll("service");
+  for (const s of services) {
+    if (!SERVICE_NAME.test(s)) throw new UsageError(`Invalid service name ${JSON.stringify(s)}`);
+  }
+  const n = url.searchParams.get("limit");
+  if (n !== null && (!/^\d{1,6}$/.test(n) || Number(n) < 1 || Number(n) > 100_000)) {
+    throw new UsageError("limit must be a whole number from 1 to 100000");
+  }
+  return {
+    ...(since !== null ? { since: parseSince(since) } : {}),
+    services,
+    limit: n !== null ? Number(n) : limit,
+  };
+}
+
+/** The client of a request as `address:port` (`[v6]:port`; IPv4 without its `::ffff:`). */
+function clientAddress(req: IncomingMessage): string {
+  const a = (req.socket.remoteAddress ?? "unknown").replace(/^::ffff:(?=\d+\.)/, "");
+  const port = req.socket.remotePort;
+  return port === undefined ? a : a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`;
 }
 
 /** `<ino>:<offset>` of a `Last-Event-ID`, or undefined. */

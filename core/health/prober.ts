@@ -24,7 +24,15 @@
  * @module
  */
 import process from "node:process";
-import type { Check, CheckResult, HealthCheckConfig } from "../types.ts";
+import type {
+  Check,
+  CheckResult,
+  Driver,
+  DriverContext,
+  HealthCheckConfig,
+  HttpRequester,
+  Service,
+} from "../types.ts";
 import { beat, pause } from "../sleep.ts";
 import { errorMessage, isTimeoutReason, since, timeoutReason } from "./attempt.ts";
 
@@ -38,6 +46,32 @@ export interface ProbeTarget {
   service: string;
   /** Environment for the check (default: `process.env`). */
   env?: Record<string, string | undefined>;
+  /** The service's driver's HTTP client (`Driver.checkHttp`), for its own URLs. */
+  http?: HttpRequester;
+}
+
+/**
+ * The target of `svc`'s own health check: its table, and its driver's HTTP client for the
+ * service's own URLs when the driver has one (`Driver.checkHttp`: a remote endpoint's TLS and
+ * token).
+ */
+export function probeTargetOf(
+  svc: Service,
+  // deno-lint-ignore no-explicit-any
+  check: Check<any>,
+  env: Record<string, string | undefined>,
+  driver?: Pick<Driver, "checkHttp">,
+  ctx?: DriverContext,
+): ProbeTarget {
+  const http = ctx ? driver?.checkHttp?.(svc, ctx) : undefined;
+  return {
+    check,
+    cfg: svc.health_check[svc.health_check.type],
+    health: svc.health_check,
+    service: svc.name,
+    env,
+    ...(http ? { http } : {}),
+  };
 }
 
 /** Options of {@linkcode waitHealthy}. */
@@ -206,6 +240,7 @@ async function attempt(
     timeoutMs: budgetMs,
     service: target.service,
     env: target.env ?? process.env,
+    ...(target.http ? { http: target.http } : {}),
   };
   const running = (async () => {
     try {

@@ -1,12 +1,19 @@
 /**
- * The DAG scheduler shared by start and stop, the operation clock, and the result of an
- * operation from its outcomes.
+ * The DAG scheduler shared by start and stop, the operation clock, the journal of an operation
+ * (`journaled`), and the result of an operation from its outcomes.
  *
  * @module
  */
-import { ExitCode } from "../errors.ts";
+import { ExitCode, RefusedError } from "../errors.ts";
 import type { Platform } from "../platform.ts";
 import { ensureDirs } from "../state/files.ts";
+import {
+  appendEvent,
+  describeRequester,
+  type JournalEvent,
+  processRequester,
+  type RequestedBy,
+} from "../state/journal.ts";
 import { withHomeLock } from "../state/lock.ts";
 import type { LifecycleEvent, LifecycleResult, Outcome } from "./events.ts";
 
@@ -21,6 +28,115 @@ export function clock(onEvent?: (e: LifecycleEvent) => void) {
 
 /** An emitter of events without their time stamp. */
 export type Emit = ReturnType<typeof clock>["emit"];
+
+/** What {@linkcode journaled} needs of an operation's options. */
+interface Journaled {
+  onEvent?: (e: LifecycleEvent) => void;
+  /** Who asked (default: this process, as a CLI). */
+  requestedBy?: RequestedBy;
+  force?: boolean;
+}
+
+/**
+ * Run operation `op` of `names` with its events also appended to the home's journal: first who
+ * requested it, then every step `run` emits through the options' `onEvent` (so the stop inside a
+ * restart is journaled too), and a refusal. The journal never fails the operation.
+ */
+export async function journaled<O extends Journaled, T>(
+  p: Platform,
+  op: NonNullable<JournalEvent["operation"]>,
+  names: string[],
+  opts: O,
+  run: (opts: O) => Promise<T>,
+): Promise<T> {
+  const requested_by = opts.requestedBy ?? processRequester();
+  const by = requested_by.kind;
+  const append = (e: Omit<JournalEvent, "by">) => void appendEvent(p.paths, { ...e, by });
+  const what = !opts.force ? op : op === "stop" ? "stop --force" : `${op} --recreate`;
+  const text = `${what} requested by ${describeRequester(requested_by)}`;
+  for (const service of names.length ? names : [undefined]) {
+    append({
+      type: "requested",
+      ...(service ? { service } : {}),
+      operation: op,
+      requested_by,
+      text: service
+        ? text
+        : `${what} of the platform requested by ${describeRequester(requested_by)}`,
+    });
+  }
+  const killAtOnce = op === "stop" && !!opts.force;
+  const onEvent = (e: LifecycleEvent) => {
+    const r = journalRecord(e, killAtOnce);
+    if (r) append(r);
+    opts.onEvent?.(e);
+  };
+  try {
+    return await run({ ...opts, onEvent });
+  } catch (error) {
+    if (error instanceof RefusedError) {
+      append({
+        type: "refused",
+        ...(names.length === 1 ? { service: names[0] } : {}),
+        operation: op,
+        text: `${op} refused: ${error.message}`,
+      });
+    }
+    throw error;
+  }
+}
+
+/** The journal's record of a lifecycle event; undefined for one it does not keep (progress). */
+function journalRecord(
+  e: LifecycleEvent,
+  killAtOnce: boolean,
+): Omit<JournalEvent, "by"> | undefined {
+  const pid = e.pid ? ` (pid ${e.pid})` : "";
+  const base = {
+    service: e.service,
+    ...(e.pid ? { pid: e.pid } : {}),
+    ...(e.dependency ? { dependency: true } : {}),
+  };
+  switch (e.type) {
+    case "preflight": { // its findings, when there are problems (a pass is no event)
+      const failed = (e.findings ?? []).filter((f) => !f.ok);
+      if (!failed.length) return undefined;
+      const text = `pre-flight failed: ${failed.map((f) => f.message).join("; ")}`;
+      return { ...base, type: "preflight", text };
+    }
+    case "starting":
+      return {
+        ...base,
+        type: "starting",
+        text: e.dependency ? "starting (a dependency)" : "starting",
+      };
+    case "started":
+      return { ...base, type: "started", text: `started${pid}` };
+    case "healthy":
+      return { ...base, type: "healthy", text: `healthy${pid}` };
+    case "ready":
+      return { ...base, type: "ready", text: `ready, no health check${pid}` };
+    case "running":
+      return { ...base, type: "running", text: `already running${pid}` };
+    case "failed":
+      return { ...base, type: "failed", text: `failed: ${e.message ?? "unknown error"}` };
+    case "blocked":
+      return { ...base, type: "blocked", text: `not started: blocked by ${e.blocked_by}` };
+    case "stopping":
+      return { ...base, type: "stopping", text: "stopping" };
+    case "stopped": {
+      const sigkill = killAtOnce || /SIGKILL/.test(e.message ?? "");
+      const text = e.message ?? (killAtOnce ? "stopped with SIGKILL (--force)" : "stopped");
+      return { ...base, type: "stopped", how: sigkill ? "sigkill" : "graceful", text };
+    }
+    case "not_managed":
+      return { ...base, type: "not_managed", text: e.message ?? "not managed here; left running" };
+    case "warning":
+      return { ...base, type: "warning", text: e.message ?? "warning" };
+    default: // waiting, check, progress: steps of a step, not events
+      return undefined;
+  }
+}
 
 /**
  * Run `work` for every node once its `ready(name, done)` predicate holds, as many at once as

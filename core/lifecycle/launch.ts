@@ -5,10 +5,14 @@
  *
  * @module
  */
+import { serviceHashes } from "../registry/config_hash.ts";
 import type { StateStore } from "../state/store.ts";
 import type { Driver, DriverContext, Handle, Service } from "../types.ts";
 
-/** Start `svc` through `driver` and record it as starting; the handle's facts are returned. */
+/**
+ * Start `svc` through `driver` and record it as starting, with the configuration it starts with
+ * (its `config_hash` and `deployment_hash`); the handle's facts are returned.
+ */
 export async function launch(
   store: StateStore,
   driver: Driver,
@@ -16,6 +20,8 @@ export async function launch(
   ctx: DriverContext,
   opts: { restart?: boolean } = {},
 ): Promise<Handle> {
+  // Read as the start reads them (an env file), just before it does.
+  const config = await serviceHashes(svc, driver, ctx);
   const handle = await driver.start(svc, ctx);
   await store.starting(svc.name, svc.deployment.mode, {
     pid: handle.pid,
@@ -23,6 +29,7 @@ export async function launch(
     handle: handle.data,
     started_at: handle.started_at,
     restart: opts.restart,
+    config,
   });
   return handle;
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { ExitCode, PreflightError, StartTimeoutError } from "../errors.ts";
-import { waitHealthy } from "../health/prober.ts";
+import { probeTargetOf, waitHealthy } from "../health/prober.ts";
 import type { Platform } from "../platform.ts";
 import { withLock } from "../state/lock.ts";
 import { readState } from "../state/store.ts";
@@ -23,13 +23,14 @@ import {
   superviseStart,
   unwatch,
 } from "../supervisor/client.ts";
+import type { RequestedBy } from "../state/journal.ts";
 import type { ExitInfo, Handle, Service } from "../types.ts";
 import type { LifecycleEvent, LifecycleResult, Outcome } from "./events.ts";
 import { lastOutput, launch } from "./launch.ts";
 import { planStart, type StartPlan } from "./plan.ts";
 import { preflight } from "./preflight.ts";
 import { reconcile } from "./reconcile.ts";
-import { clock, type Emit, onPlatform, result, schedule } from "./_schedule.ts";
+import { clock, type Emit, journaled, onPlatform, result, schedule } from "./_schedule.ts";
 import { stopWithin } from "./stop.ts";
 
 export interface StartOptions {
@@ -39,6 +40,8 @@ export interface StartOptions {
   skipPreflight?: boolean;
   onEvent?: (event: LifecycleEvent) => void;
   signal?: AbortSignal;
+  /** Who asked, for the event journal (default: this process, as a CLI with its PID and user). */
+  requestedBy?: RequestedBy;
 }
 
 /**
@@ -56,10 +59,12 @@ export function startServices(
 ): Promise<LifecycleResult<StartPlan>> {
   // A start that restarts what runs (`force`) stops things: it holds the lock alone.
   const mode = opts.force ? "exclusive" : "shared";
-  return onPlatform(p, () => startWithin(p, names, opts), opts.signal, mode);
+  const run = () => journaled(p, "start", names, opts, (o) => startWithin(p, names, o));
+  return onPlatform(p, run, opts.signal, mode);
 }
 
-async function startWithin(
+/** {@linkcode startServices} for a caller that already holds the platform (a reload). */
+export async function startWithin(
   p: Platform,
   names: string[],
   opts: StartOptions,
@@ -367,13 +372,7 @@ async function waitReady(
     }
     const check = await p.plugins.check(svc.health_check.type);
     let lastCheck = { message: "", at: 0 };
-    const r = await waitHealthy({
-      check,
-      cfg: svc.health_check[svc.health_check.type],
-      health: svc.health_check,
-      service: svc.name,
-      env: p.env,
-    }, {
+    const r = await waitHealthy(probeTargetOf(svc, check, p.env, driver, p.context()), {
       deadlineMs: svc.startup.start_timeout * 1000,
       initialDelayMs: STARTUP_POLL_MAX_MS,
       maxDelayMs: Math.min(STARTUP_POLL_MAX_MS, svc.health_check.interval * 1000),
@@ -422,7 +421,8 @@ export function restartServices(
   names: string[] = [],
   opts: StartOptions = {},
 ): Promise<LifecycleResult<StartPlan>> {
-  return onPlatform(p, () => restartWithin(p, names, opts), opts.signal);
+  const run = () => journaled(p, "restart", names, opts, (o) => restartWithin(p, names, o));
+  return onPlatform(p, run, opts.signal);
 }
 
 async function restartWithin(

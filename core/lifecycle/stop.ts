@@ -10,10 +10,11 @@ import { RefusedError } from "../errors.ts";
 import type { Platform } from "../platform.ts";
 import { withLock } from "../state/lock.ts";
 import { settleSupervisor, unwatch } from "../supervisor/client.ts";
+import type { RequestedBy } from "../state/journal.ts";
 import type { LifecycleEvent, LifecycleResult, Outcome } from "./events.ts";
 import { planStop, type StopPlan } from "./plan.ts";
 import { reconcile } from "./reconcile.ts";
-import { clock, onPlatform, result, schedule } from "./_schedule.ts";
+import { clock, journaled, onPlatform, result, schedule } from "./_schedule.ts";
 
 export interface StopOptions {
   /** Ignore running dependents and kill at once (SIGKILL). */
@@ -22,6 +23,8 @@ export interface StopOptions {
   ignoreDependents?: boolean;
   onEvent?: (event: LifecycleEvent) => void;
   signal?: AbortSignal;
+  /** Who asked, for the event journal (default: this process, as a CLI with its PID and user). */
+  requestedBy?: RequestedBy;
 }
 
 /** Stop `names` (default: everything running), dependents first; refused while dependents run. */
@@ -30,7 +33,8 @@ export function stopServices(
   names: string[] = [],
   opts: StopOptions = {},
 ): Promise<LifecycleResult<StopPlan>> {
-  return onPlatform(p, () => stopWithin(p, names, opts), opts.signal);
+  const run = () => journaled(p, "stop", names, opts, (o) => stopWithin(p, names, o));
+  return onPlatform(p, run, opts.signal);
 }
 
 /** {@linkcode stopServices} for a caller that already holds the platform (a restart). */

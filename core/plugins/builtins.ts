@@ -14,8 +14,9 @@ export type PluginListing = Record<string, () => Promise<{ default?: unknown }>>
 export const BUILTIN_SOURCE = "bundled";
 
 /**
- * The project folder the bundled files live in (the parent of `core/`, or of `dist/` in the
- * bundle); only used to recognise the project's own `plugins/` when it is also `./plugins`.
+ * The project folder the bundled files live in (the parent of `core/`; `<bundled>/` in a bundle
+ * or binary, which carry them compiled in); only used to recognise the project's own
+ * `plugins/` when it is also `./plugins`.
  */
 export const BUILTIN_ROOT: string = PROJECT_ROOT;
 

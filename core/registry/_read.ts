@@ -4,6 +4,7 @@
  * @module
  */
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
+import { embeddedText } from "../runtime/assets.ts";
 import type { RegistryIssue } from "../types.ts";
 
 /** The largest registry read (a 40,000-service registry is about 19 MB). */
@@ -20,9 +21,13 @@ const KINDS: [string, (s: Stats) => boolean][] = [
 /**
  * Step: read. Only a regular file of at most {@linkcode MAX_REGISTRY_BYTES}, as strict UTF-8:
  * `/dev/zero` would be read until memory runs out and a FIFO would block forever (it is opened
- * non-blocking and refused), and invalid UTF-8 is an error with its line, not U+FFFD.
+ * non-blocking and refused), and invalid UTF-8 is an error with its line, not U+FFFD. The
+ * bundled registry of a bundle or binary (`<bundled>/config/services.toml`) is text embedded at
+ * build time.
  */
 export function readRegistryFile(file: string): { text: string } | { issue: RegistryIssue } {
+  const embedded = embeddedText(file);
+  if (embedded !== undefined) return { text: embedded };
   const fail = (reason: string) => ({
     issue: { path: "", message: `Cannot read registry: ${reason}` },
   });

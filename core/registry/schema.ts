@@ -73,6 +73,8 @@ export const startupSchema = z.strictObject({
   restart_delay: seconds(0.5),
   restart_delay_max: seconds(30),
   restart_window: seconds(60),
+  /** `platform reload`: restart it too when a dependency of it is restarted (default false). */
+  restart_with_dependencies: z.boolean().default(false),
 });
 
 export const shutdownSchema = z.strictObject({

@@ -155,6 +155,11 @@ async function answer(handle: Handler, line: string): Promise<string> {
  * Under Deno the listener is `Deno.listen`: Deno's `node:net` unix listener is not
  * close-on-exec, so every service the supervisor spawns would inherit it and keep the socket
  * accepting (and hanging clients) after the supervisor dies.
+ *
+ * Every runtime unlinks a unix listener's path when it closes it (Node and Bun through libuv's
+ * pipe close, Deno its own way), whatever is at that path by then: the socket of a successor
+ * that took over a home made anew. So each listens on a path of its own and moves it into
+ * place: closing ours can never remove another supervisor's socket.
  */
 export function serve(socket: string, handle: Handler): Promise<Listener> {
   const deno = (globalThis as { Deno?: typeof Deno }).Deno;
@@ -168,19 +173,24 @@ export function serve(socket: string, handle: Handler): Promise<Listener> {
       if (nl >= 0) conn.end(await answer(handle, buf.slice(0, nl)));
     });
   });
+  const own = `${socket}.${process.pid}.listen`;
+  rmSync(own, { force: true });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(
-      socket,
-      () => resolve({ close: () => new Promise<void>((r) => server.close(() => r())) }),
-    );
+    server.listen(own, () => {
+      try {
+        renameSync(own, socket);
+      } catch (e) {
+        server.close();
+        return reject(e);
+      }
+      resolve({ close: () => new Promise<void>((r) => server.close(() => r())) });
+    });
   });
 }
 
 function serveDeno(deno: typeof Deno, socket: string, handle: Handler): Listener {
-  // Deno unlinks a unix listener's path when it closes it, whatever is at that path by then:
-  // the socket of a successor that took over a home made anew. Listen on a path of our own
-  // and move it into place, so closing ours can never remove another supervisor's socket.
+  // A path of our own, moved into place (see `serve`).
   const own = `${socket}.${process.pid}.listen`;
   rmSync(own, { force: true });
   const listener = deno.listen({ transport: "unix", path: own });

@@ -1,14 +1,22 @@
 /**
  * How to run this program again (for the detached supervisor): the same runtime and entry,
- * whether that is `deno run cli.ts`, `node dist/cli.mjs` or a compiled binary.
+ * whether that is `deno run cli.ts`, `node dist/cli.mjs` or a compiled binary (Bun's, or
+ * `deno compile`'s): a binary runs itself.
  *
  * @module
  */
 import { ownFile } from "./assets.ts";
 
+/** Whether this is an executable made by `deno compile` (`Deno.build.standalone`). */
+function denoStandalone(): boolean {
+  const deno = (globalThis as { Deno?: { build?: { standalone?: boolean } } }).Deno;
+  return deno?.build?.standalone === true;
+}
+
 /** Command and arguments that run the CLI with `args`. */
 export function selfCommand(args: string[]): { command: string; args: string[] } {
   const versions = process.versions as Record<string, string | undefined>;
+  if (versions.deno && denoStandalone()) return { command: process.execPath, args };
   if (versions.deno) {
     const cli = ownFile("cli.ts");
     return { command: process.execPath, args: ["run", "-A", "--quiet", cli, ...args] };
@@ -52,6 +60,8 @@ export function supervisorCommand(env: Record<string, string | undefined> = proc
 } {
   const versions = process.versions as Record<string, string | undefined>;
   const flags = env.PROVISIONING_SUPERVISOR_V8_FLAGS === "off" ? [] : SUPERVISOR_V8_FLAGS;
+  // A `deno compile` executable takes no runtime flags: its own `supervisor run`.
+  if (versions.deno && denoStandalone()) return selfCommand(["supervisor", "run"]);
   if (versions.deno) {
     const main = ownFile("core/supervisor/main.ts");
     return {

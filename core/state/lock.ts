@@ -52,7 +52,7 @@ export async function withLock<T>(
  */
 export async function withHomeLock<T>(
   paths: StatePaths,
-  label: "supervisor" | "platform",
+  label: "supervisor" | "platform" | "journal",
   fn: () => Promise<T>,
   opts: LockOptions = {},
 ): Promise<T> {

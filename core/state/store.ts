@@ -21,6 +21,7 @@
  */
 import { readFileSync, renameSync, rmSync } from "node:fs";
 import { z } from "zod";
+import type { ConfigHashes } from "../registry/config_hash.ts";
 import type { ExitInfo, ServiceState, ServiceStatus, StatePaths } from "../types.ts";
 import { diskError, ensureDirs, pidFile, stateFile, writeFileAtomic } from "./files.ts";
 
@@ -66,6 +67,8 @@ const stateSchema = z.object({
   by: z.string().optional(),
   next_attempt_at: z.string().optional(),
   last_log_lines: z.array(z.string()).optional(),
+  config_hash: z.string().optional(),
+  deployment_hash: z.string().optional(),
 });
 
 /** What {@linkcode readStateFile} found. */
@@ -159,6 +162,8 @@ export interface StartFacts {
   started_at?: string;
   /** Count this start as a restart (the supervisor's recoveries). */
   restart?: boolean;
+  /** The configuration it starts with (`config_hash`, `deployment_hash`). */
+  config?: ConfigHashes;
 }
 
 /** Facts of a failure. */
@@ -231,6 +236,7 @@ export class StateStore {
       started_at: facts.started_at ?? now(),
       restarts: (prev?.restarts ?? 0) + (facts.restart ? 1 : 0),
       ...(prev?.last_exit ? { last_exit: prev.last_exit } : {}),
+      ...facts.config,
     }));
   }
 
@@ -297,6 +303,20 @@ export class StateStore {
       const { message: _, ...rest } = prev;
       return message ? { ...rest, message } : rest;
     });
+  }
+
+  /**
+   * It runs under `config` now: a reload applied settings that need no restart. The status is
+   * unchanged; nothing when it has no record.
+   */
+  configured(name: string, config: ConfigHashes): Promise<ServiceState | undefined> {
+    return this.#note(
+      name,
+      (prev) =>
+        prev.config_hash === config.config_hash && prev.deployment_hash === config.deployment_hash
+          ? undefined
+          : { ...prev, ...config },
+    );
   }
 
   /**

@@ -10,12 +10,13 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { request } from "../runtime/ipc.ts";
 import { supervisorCommand } from "../runtime/self.ts";
 import { ProvisioningError } from "../errors.ts";
 import { sleep } from "../sleep.ts";
-import { ensureDirs, openAppend, statePaths } from "../state/files.ts";
+import { ensureDirs, openAppend, safeName, statePaths } from "../state/files.ts";
 import { withHomeLock } from "../state/lock.ts";
 import type { Driver, Handle, Service, StatePaths } from "../types.ts";
 import {
@@ -136,6 +137,33 @@ export async function superviseReady(t: SupervisorTarget, svc: Service): Promise
 /** Make sure a running service is watched (it may predate the supervisor). */
 export async function superviseAdopt(t: SupervisorTarget, svc: Service): Promise<void> {
   await askRunning(t, { op: "adopt", ...spec(t, svc) });
+}
+
+/**
+ * Hand a watched service its new settings (restart policy, health check, logs) without touching
+ * its process. False when the supervisor does not watch it (or none runs).
+ */
+export async function superviseUpdate(t: SupervisorTarget, svc: Service): Promise<boolean> {
+  const r = await askSupervisor(t.paths, { op: "update", ...spec(t, svc) });
+  return !!(r?.ok && (r as Replies["update"]).watched);
+}
+
+/**
+ * The definition the supervisor keeps of a watched service (`run/watch/<name>.json`): the
+ * registry's service as it was when it was started, adopted or last updated. Undefined when
+ * it is not watched. A pure read.
+ */
+export async function watchedSpec(
+  paths: StatePaths,
+  name: string,
+): Promise<WatchSpec | undefined> {
+  const file = join(supervisorFiles(paths).watchDir, `${safeName(name)}.json`);
+  try {
+    const spec = JSON.parse(await readFile(file, "utf8")) as WatchSpec;
+    return spec?.service?.name === name ? spec : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Ask the supervisor, starting it first only when none answers (no ping on the hot path). */

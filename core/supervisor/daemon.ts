@@ -39,6 +39,7 @@ import {
   statePaths,
   writeFileAtomic,
 } from "../state/files.ts";
+import { appendEvent, onJournalError } from "../state/journal.ts";
 import { readState, StateStore } from "../state/store.ts";
 import type { StatePaths } from "../types.ts";
 import { type Request, supervisorFiles, type WatchSpec } from "./protocol.ts";
@@ -112,6 +113,8 @@ export class Supervisor implements WatcherHost {
       },
     });
     this.#env = env;
+    // Like the state: a journal the disk refuses is skipped, and said in our log once a minute.
+    onJournalError((e) => this.log(`cannot append to the event journal (skipped): ${e.message}`));
   }
 
   /** Claim the home (one supervisor each), serve the socket, re-adopt, run until idle. */
@@ -230,6 +233,13 @@ export class Supervisor implements WatcherHost {
           const { op: _, ...spec } = msg;
           await this.serial(spec.service.name, () => this.#adopt(spec, "running"));
           return { ok: true };
+        }
+        case "update": {
+          const { op: _, ...spec } = msg;
+          return {
+            ok: true,
+            watched: await this.serial(spec.service.name, () => this.#update(spec)),
+          };
         }
         case "settle":
           // Let every start, restart and unwatch in flight finish (their processes are then on
@@ -363,11 +373,32 @@ export class Supervisor implements WatcherHost {
         await this.store.failed(name, message);
       }
       await this.serviceLog(name, message);
+      void appendEvent(this.paths, {
+        type: "crashed",
+        service: name,
+        by: "supervisor",
+        text: `crashed: ${message}`,
+        ...(w.pid ? { pid: w.pid } : {}),
+      });
       await this.forget(name);
       return;
     }
     this.poll(w, w.ac.signal);
     if (phase === "running") w.running();
+  }
+
+  /**
+   * New settings of a watched service whose deployment is unchanged (`platform reload`): the
+   * watcher takes them without touching the process. False when it is not watched.
+   */
+  async #update(spec: WatchSpec): Promise<boolean> {
+    const name = safeName(spec.service.name);
+    const w = this.#watchers.get(name);
+    if (!w) return false;
+    await w.update(spec);
+    await writeFileAtomic(join(this.files.watchDir, `${name}.json`), JSON.stringify(spec));
+    await this.serviceLog(name, "new settings from the registry (reload); the process runs on");
+    return true;
   }
 
   /** Re-adopt every service a previous supervisor watched. */

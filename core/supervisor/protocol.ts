@@ -23,6 +23,8 @@ export type Request =
   | { op: "status" }
   | ({ op: "start" } & WatchSpec)
   | ({ op: "adopt" } & WatchSpec)
+  /** New settings of a watched service whose deployment did not change (`platform reload`). */
+  | ({ op: "update" } & WatchSpec)
   | { op: "settle" }
   | { op: "ready"; name: string }
   | { op: "unwatch"; name: string }
@@ -48,6 +50,8 @@ export interface Replies {
   };
   start: { ok: boolean; pid?: number; error?: string; exit_code?: number };
   adopt: { ok: boolean; error?: string };
+  /** `watched`: false when the service was not watched (nothing was updated). */
+  update: { ok: true; watched: boolean };
   settle: { ok: true };
   ready: { ok: boolean };
   unwatch: { ok: true };

@@ -10,9 +10,10 @@
  *
  * @module
  */
-import { type ProbeTarget, waitHealthy, watch } from "../health/prober.ts";
+import { type ProbeTarget, probeTargetOf, waitHealthy, watch } from "../health/prober.ts";
 import { lastOutput, launch } from "../lifecycle/launch.ts";
 import type { PluginRegistry } from "../plugins/registry.ts";
+import { appendEvent, type JournalEvent } from "../state/journal.ts";
 import type { StateStore } from "../state/store.ts";
 import {
   describeExit,
@@ -60,6 +61,8 @@ export class Watcher {
   startedAt = Date.now();
   /** Aborts the health watch, liveness poll and backoff timer of the current incarnation. */
   ac = new AbortController();
+  /** Aborts the current health watch alone (an `update` starts another; see `#healthWatch`). */
+  #health = new AbortController();
   lastExit?: ExitInfo;
   /** Its liveness check failed and its state says "Unhealthy: ..." (no restart policy). */
   #flagged = false;
@@ -83,6 +86,25 @@ export class Watcher {
   #renew(): void {
     this.ac.abort();
     this.ac = new AbortController();
+  }
+
+  /** One event of this service in the home's journal, by the supervisor. */
+  #journal(type: JournalEvent["type"], text: string, extra: Partial<JournalEvent> = {}): void {
+    void appendEvent(this.#host.paths, {
+      type,
+      service: this.name,
+      text,
+      by: "supervisor",
+      ...extra,
+    });
+  }
+
+  /** A `crashed` event: how it ended. */
+  #crashEvent(exit: ExitInfo | undefined, suffix = ""): void {
+    this.#journal("crashed", `crashed (${describeExit(exit)})${suffix}`, {
+      ...(this.pid ? { pid: this.pid } : {}),
+      ...(exit ? { exit_code: exit.code, signal: exit.signal } : {}),
+    });
   }
 
   /** Spawn the service as our child and record it; watch for its exit. */
@@ -110,6 +132,7 @@ export class Watcher {
     if (this.phase === "starting") return void (await this.#host.forget(this.name));
     if (this.phase === "backoff") return;
     if (this.phase === "restarting") return; // restart() sees the abort and counts the crash
+    this.#crashEvent(exit);
     await this.crashed(describeExit(exit), exit);
   }
 
@@ -121,6 +144,7 @@ export class Watcher {
     if (!s.restart_on_failure) {
       await this.#fail(`Crashed: ${why}`, exit);
       await host.serviceLog(this.name, `${why}; restart_on_failure is off`);
+      this.#journal("failed", `failed: ${why}; not restarted (restart_on_failure is off)`);
       return;
     }
     this.streak = nextStreak(this.streak, Date.now() - this.startedAt, s);
@@ -128,6 +152,10 @@ export class Watcher {
       const message = `Gave up after ${s.max_restarts} restarts: ${why}`;
       await this.#fail(message, exit);
       await host.serviceLog(this.name, message);
+      this.#journal("gave_up", `gave up after ${s.max_restarts} restarts: ${why}`, {
+        attempt: this.streak,
+        max_attempts: s.max_restarts,
+      });
       return;
     }
     const delay = restartDelayMs(this.streak, s);
@@ -137,6 +165,13 @@ export class Watcher {
     this.phase = "backoff";
     await host.store.backoff(this.name, { message, delayMs: delay, exit });
     await host.serviceLog(this.name, message);
+    this.#journal(
+      "backoff",
+      `backoff: restart ${this.streak} of ${s.max_restarts} in ${
+        (delay / 1000).toFixed(2)
+      }s (${why})`,
+      { attempt: this.streak, max_attempts: s.max_restarts, delay_ms: delay },
+    );
     const ac = this.ac;
     const timer = setTimeout(() => {
       if (ac.signal.aborted) return;
@@ -156,6 +191,11 @@ export class Watcher {
     this.phase = "restarting";
     const host = this.#host;
     const svc = this.service;
+    const max = svc.startup.max_restarts;
+    this.#journal("restarting", `restarting (restart ${this.streak} of ${max})`, {
+      attempt: this.streak,
+      max_attempts: max,
+    });
     try {
       const current = await host.serial(this.name, async () => {
         if (this.ac.signal.aborted) return false;
@@ -175,14 +215,9 @@ export class Watcher {
     let message = "Started (no health check)";
     if (svc.health_check.type !== "none") {
       const check = await host.plugins(this.spec).check(svc.health_check.type);
+      const driver = await host.plugins(this.spec).driver(svc.deployment.mode);
       const r = await waitHealthy(
-        {
-          check,
-          cfg: svc.health_check[svc.health_check.type],
-          health: svc.health_check,
-          service: svc.name,
-          env: this.spec.env,
-        },
+        probeTargetOf(svc, check, this.spec.env, driver, this.#ctx()),
         { deadlineMs: svc.startup.start_timeout * 1000, signal: ac.signal, maxDelayMs: 50 },
       );
       ok = r.healthy;
@@ -192,6 +227,7 @@ export class Watcher {
       // It died while we waited: exited() saw it in phase "restarting"; another crash.
       if (this.phase === "restarting") {
         this.ac = new AbortController();
+        this.#crashEvent(this.lastExit, " during restart");
         await this.crashed(`${describeExit(this.lastExit)} during restart`, this.lastExit);
       }
       return;
@@ -204,6 +240,7 @@ export class Watcher {
     }
     await host.store.running(this.name);
     await host.serviceLog(this.name, `restarted, healthy (pid ${this.pid})`);
+    this.#journal("healthy", `restarted, healthy (pid ${this.pid})`, { pid: this.pid });
     this.running();
   }
 
@@ -212,15 +249,12 @@ export class Watcher {
     this.phase = "running";
     const svc = this.service;
     if (svc.health_check.type === "none") return;
-    const ac = this.ac;
-    this.#host.plugins(this.spec).check(svc.health_check.type).then((check) =>
-      watch({
-        check,
-        cfg: svc.health_check[svc.health_check.type],
-        health: svc.health_check,
-        service: svc.name,
-        env: this.spec.env,
-      }, {
+    const ac = this.#healthWatch();
+    const plugins = this.#host.plugins(this.spec);
+    Promise.all([plugins.check(svc.health_check.type), plugins.driver(svc.deployment.mode)]).then((
+      [check, driver],
+    ) =>
+      watch(probeTargetOf(svc, check, this.spec.env, driver, this.#ctx()), {
         signal: ac.signal,
         onResult: (r, st) => {
           if (ac.signal.aborted || this.phase !== "running") return;
@@ -229,10 +263,44 @@ export class Watcher {
           else if (r.healthy && this.#flagged) {
             this.#flagged = false; // healthy again: the "Unhealthy: ..." message no longer holds
             this.#host.store.note(this.name, undefined).catch(log);
+            this.#journal("healthy", `healthy again: ${r.message}`);
           }
         },
       })
     ).catch((e) => this.#host.log(`${this.name}: health watch failed: ${(e as Error).message}`));
+  }
+
+  /**
+   * A new health watch of this incarnation, replacing the one before: it ends with `ac` (a
+   * crash, a stop) or when the next one starts (an `update`). Liveness and the exit of the
+   * process stay on `ac`.
+   */
+  #healthWatch(): AbortController {
+    this.#health.abort();
+    const own = this.#health = new AbortController();
+    if (this.ac.signal.aborted) own.abort();
+    else this.ac.signal.addEventListener("abort", () => own.abort(), { once: true });
+    return own;
+  }
+
+  /**
+   * New settings of the same deployment (`platform reload`): its restart policy, health check
+   * and log bounds apply from now on, and a running service's health watch starts again with
+   * the new check. The process is not touched. In another phase the next start (or `ready`)
+   * takes the new settings.
+   */
+  async update(spec: WatchSpec): Promise<void> {
+    this.spec = spec;
+    if (this.phase !== "running") return;
+    this.#health.abort();
+    if (this.#flagged) {
+      // The old check's verdict; the new one gives its own.
+      this.#flagged = false;
+      await this.#host.store.note(this.name, undefined);
+    }
+    const driver = await this.#host.plugins(spec).driver(spec.service.deployment.mode);
+    if (driver.capabilities?.supervision === "observe") this.observe();
+    else this.running();
   }
 
   /**
@@ -245,15 +313,15 @@ export class Watcher {
     this.phase = "running";
     const svc = this.service;
     const host = this.#host;
-    const ac = this.ac;
+    const ac = this.#healthWatch();
     const log = (e: unknown) => host.log(`${this.name}: ${(e as Error).message}`);
     const target = async (): Promise<ProbeTarget> => {
-      const common = { health: svc.health_check, service: svc.name, env: this.spec.env };
+      const driver = await host.plugins(this.spec).driver(svc.deployment.mode);
       if (svc.health_check.type !== "none") {
         const check = await host.plugins(this.spec).check(svc.health_check.type);
-        return { ...common, check, cfg: svc.health_check[svc.health_check.type] };
+        return probeTargetOf(svc, check, this.spec.env, driver, this.#ctx());
       }
-      const driver = await host.plugins(this.spec).driver(svc.deployment.mode);
+      const common = { health: svc.health_check, service: svc.name, env: this.spec.env };
       const check = {
         type: "status",
         config: undefined as never,
@@ -276,10 +344,12 @@ export class Watcher {
             down = true;
             host.store.note(this.name, `Unreachable: ${r.message}`).catch(log);
             host.serviceLog(this.name, `unreachable: ${r.message}`).catch(log);
+            this.#journal("unhealthy", `unreachable: ${r.message}`);
           } else if (r.healthy && down) {
             down = false;
             host.store.note(this.name, undefined).catch(log);
             host.serviceLog(this.name, `reachable again: ${r.message}`).catch(log);
+            this.#journal("healthy", `reachable again: ${r.message}`);
           }
         },
       })
@@ -290,11 +360,16 @@ export class Watcher {
     const svc = this.service;
     const why = `unhealthy after ${failures} failed checks: ${message}`;
     if (!svc.startup.restart_on_failure) {
+      // Journaled once when it turns unhealthy (the check goes on failing every interval).
+      if (!this.#flagged) {
+        this.#journal("unhealthy", `${why}; not restarted (restart_on_failure is off)`);
+      }
       this.#flagged = true;
       await this.#host.store.note(this.name, `Unhealthy: ${message}`);
       return;
     }
     await this.#host.serviceLog(this.name, `${why}; restarting`);
+    this.#journal("unhealthy", `${why}; restarting`);
     this.#renew();
     const driver = await this.#host.plugins(this.spec).driver(svc.deployment.mode);
     await driver.stop(svc, this.#ctx()).catch((e) =>

@@ -17,6 +17,10 @@ export interface ContainerLogOptions {
   follow?: boolean;
   /** The container was created with a TTY (raw stream, no frames). */
   tty: boolean;
+  /** Each line starts with the engine's time, `<RFC 3339 nano> ` (`docker logs -t`). */
+  timestamps?: boolean;
+  /** Only lines since this time (ms since the epoch; the engine takes whole seconds). */
+  since?: number;
   /** Ends the iteration (quietly) when aborted. */
   signal?: AbortSignal;
 }
@@ -69,7 +73,14 @@ export async function* containerLogs(
   let res;
   try {
     res = await engine.open("GET", `/containers/${encodeURIComponent(id)}/logs`, {
-      query: { stdout: 1, stderr: 1, tail: Math.max(0, opts.lines), follow: opts.follow ? 1 : 0 },
+      query: {
+        stdout: 1,
+        stderr: 1,
+        tail: Math.max(0, opts.lines),
+        follow: opts.follow ? 1 : 0,
+        ...(opts.timestamps ? { timestamps: 1 } : {}),
+        ...(opts.since !== undefined ? { since: Math.floor(opts.since / 1000) } : {}),
+      },
       signal: opts.signal,
     });
   } catch (error) {

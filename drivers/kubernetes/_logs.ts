@@ -2,9 +2,10 @@
  * Logs of a kubernetes service: its Deployment's pods, found by the Deployment's selector. The
  * container is the service's `container`, else the pod's `kubectl.kubernetes.io/default-container`
  * annotation, else its first. `lines` is each pod's `tailLines`; with several pods the tails
- * are merged by time (`timestamps=true`, then stripped) and every line is prefixed
- * `[pod/NAME] `. `follow` streams every pod and attaches new ones as a rollout creates them (and
- * a container again when it restarts), until the caller's signal aborts.
+ * are merged by time and every line is prefixed `[pod/NAME] `. `follow` streams every pod and
+ * attaches new ones as a rollout creates them (and a container again when it restarts), until
+ * the caller's signal aborts. Every request asks for `timestamps=true`: `podLogLines` keeps the
+ * cluster's time of each line, `podLogs` strips it.
  *
  * A failed start scales the Deployment back before the lifecycle asks for the service's last
  * output, so the start keeps the failed pods' last lines (`rememberFailure`) and the next
@@ -12,6 +13,7 @@
  *
  * @module
  */
+import type { LogLine } from "../../core/types.ts";
 import { type Kube, KubeError } from "./_client.ts";
 import {
   DEFAULT_CONTAINER,
@@ -30,6 +32,8 @@ export interface PodLogOptions {
   container?: string;
   lines: number;
   follow?: boolean;
+  /** Only lines since then (ms since the epoch; the API takes whole seconds back from now). */
+  since?: number;
   signal?: AbortSignal;
 }
 
@@ -50,7 +54,7 @@ async function tail(
 ): Promise<{ at: string; text: string }[]> {
   const container = containerOf(pod, o.container);
   const path = logPath(o.namespace, pod.metadata.name);
-  const query = { container, tailLines: o.lines, timestamps: true };
+  const query = { container, tailLines: o.lines, timestamps: true, ...sinceOf(o) };
   for (const previous of [undefined, true]) {
     try {
       const res = await kube.open("GET", path, { query: { ...query, previous }, signal: o.signal });
@@ -69,6 +73,18 @@ function stamped(line: string): { at: string; text: string } {
   return m ? { at: m[1], text: m[2] } : { at: "", text: line };
 }
 
+/** A line as `LogLine`: its text and the cluster's time of it. */
+function timed(l: { at: string; text: string }): LogLine {
+  const time = l.at ? Date.parse(l.at) : NaN;
+  return Number.isNaN(time) ? { line: l.text } : { line: l.text, time };
+}
+
+/** `sinceSeconds` for `since` (rounded up: the caller cuts to the millisecond). */
+function sinceOf(o: PodLogOptions): { sinceSeconds?: number } {
+  if (o.since === undefined) return {};
+  return { sinceSeconds: Math.max(1, Math.ceil((Date.now() - o.since) / 1000)) };
+}
+
 /** The pods of the Deployment, oldest first. */
 async function podsOf(kube: Kube, o: PodLogOptions): Promise<Pod[]> {
   const labelSelector = selectorString(o.deployment.spec.selector);
@@ -81,26 +97,31 @@ async function podsOf(kube: Kube, o: PodLogOptions): Promise<Pod[]> {
 
 /** The service's log lines; see the module doc. */
 export async function* podLogs(kube: Kube, o: PodLogOptions): AsyncGenerator<string> {
+  for await (const l of podLogLines(kube, o)) yield l.line;
+}
+
+/** `podLogs` with the cluster's time of every line (`timestamps=true`). */
+export async function* podLogLines(kube: Kube, o: PodLogOptions): AsyncGenerator<LogLine> {
   if (o.signal?.aborted) return;
   if (o.follow) return yield* follow(kube, o);
   const pods = await podsOf(kube, o);
   const tails = await Promise.all(pods.map((p) => tail(kube, o, p)));
-  if (pods.length === 1) return yield* tails[0].map((l) => l.text);
+  if (pods.length === 1) return yield* tails[0].map(timed);
   const merged = tails.flatMap((lines, i) =>
     lines.map((l) => ({ ...l, pod: pods[i].metadata.name }))
   )
     .sort((a, b) => a.at.localeCompare(b.at));
-  yield* merged.slice(-o.lines).map((l) => `[pod/${l.pod}] ${l.text}`);
+  yield* merged.slice(-o.lines).map((l) => timed({ at: l.at, text: `[pod/${l.pod}] ${l.text}` }));
 }
 
 /** Follow every pod (and the ones a rollout adds) until the signal aborts. */
-async function* follow(kube: Kube, o: PodLogOptions): AsyncGenerator<string> {
+async function* follow(kube: Kube, o: PodLogOptions): AsyncGenerator<LogLine> {
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   o.signal?.addEventListener("abort", onAbort, { once: true });
-  const queue: string[] = [];
+  const queue: LogLine[] = [];
   let wake: (() => void) | undefined;
-  const push = (line: string) => {
+  const push = (line: LogLine) => {
     queue.push(line);
     wake?.();
   };
@@ -114,7 +135,13 @@ async function* follow(kube: Kube, o: PodLogOptions): AsyncGenerator<string> {
     attached.set(pod.metadata.name, id);
     seen++;
     const name = pod.metadata.name;
-    const query = { container, follow: true, tailLines: fromStart ? undefined : o.lines };
+    const query = {
+      container,
+      follow: true,
+      tailLines: fromStart ? undefined : o.lines,
+      timestamps: true,
+      ...sinceOf(o),
+    };
     void (async () => {
       try {
         for await (
@@ -123,7 +150,8 @@ async function* follow(kube: Kube, o: PodLogOptions): AsyncGenerator<string> {
             signal: stop.signal,
           })
         ) {
-          push(seen > 1 ? `[pod/${name}] ${line}` : line);
+          const l = stamped(line);
+          push(timed(seen > 1 ? { at: l.at, text: `[pod/${name}] ${l.text}` } : l));
         }
       } catch { /* the pod went away */ }
     })();

@@ -9,6 +9,7 @@
 import { ProvisioningError } from "../../core/errors.ts";
 import type {
   DriverContext,
+  LogLine,
   LogOptions,
   RuntimeStatus,
   Service,
@@ -18,7 +19,7 @@ import type {
 } from "../../core/types.ts";
 import { connect, type Kube, KubeError } from "./_client.ts";
 import { KubeconfigError } from "./_errors.ts";
-import { podLogs, takeFailure } from "./_logs.ts";
+import { podLogLines, takeFailure } from "./_logs.ts";
 import { readManifests } from "./_manifests.ts";
 import { type Deployment, deploymentPath, isOurs } from "./_objects.ts";
 import { snapshot } from "./_rollout.ts";
@@ -108,16 +109,19 @@ export async function serviceStatus(
   }
 }
 
-/** The service's pod logs (or the lines a failed start kept, once). */
-export async function* serviceLogs(
+/**
+ * The service's pod logs with the cluster's time of each line (or the lines a failed start
+ * kept, once, without times).
+ */
+export async function* serviceLogLines(
   svc: Service,
   ctx: DriverContext,
   opts: LogOptions & { cfg: OpsConfig; context?: string; failureKey: string },
-): AsyncGenerator<string> {
+): AsyncGenerator<LogLine> {
   const { cfg } = opts;
   const lines = opts.lines ?? 50;
   const kept = opts.follow ? undefined : takeFailure(opts.failureKey);
-  if (kept) return yield* kept.slice(-lines);
+  if (kept) return yield* kept.slice(-lines).map((line) => ({ line }));
   const signal = opts.signal ?? ctx.signal;
   let kube: Kube, d: Deployment | undefined;
   try {
@@ -133,12 +137,13 @@ export async function* serviceLogs(
       `Cannot show logs of "${svc.name}": Deployment ${cfg.namespace}/${cfg.deployment_name} is not ours`,
     );
   }
-  yield* podLogs(kube, {
+  yield* podLogLines(kube, {
     namespace: cfg.namespace,
     deployment: d,
     container: cfg.container,
     lines,
     follow: opts.follow,
+    since: opts.since,
     signal,
   });
 }

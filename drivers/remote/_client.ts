@@ -120,29 +120,8 @@ export function plainHttpToken(t: Target): RemoteError {
  * {@linkcode RemoteError} otherwise. The body is never read.
  */
 export async function get(t: Target, opts: RequestOptions = {}): Promise<Answer> {
-  const headers = await headersOf(t);
-  const tls = t.https ? await tlsOptions(t) : {};
-  const timeoutMs = opts.timeoutMs ?? t.timeoutMs;
   const started = performance.now();
-  const send = t.https ? httpsRequest : httpRequest;
-  const answer = await new Promise<{ status: number; statusText: string }>((resolve, reject) => {
-    const req = send({
-      host: t.host,
-      port: t.port,
-      path: t.path,
-      method: "GET",
-      headers,
-      agent: false,
-      ...tls,
-    }, (res) => {
-      resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? "" });
-      res.destroy();
-      req.destroy();
-    });
-    bound(req, timeoutMs, opts.signal, reject);
-    req.on("error", reject);
-    req.end();
-  }).catch((e) => failed(t, e, timeoutMs));
+  const answer = await request(t, { method: "GET", path: t.path }, opts);
   const ms = Math.round(performance.now() - started);
   const line = `${answer.status}${answer.statusText ? ` ${answer.statusText}` : ""}`;
   if (answer.status === 401) {
@@ -165,6 +144,43 @@ export async function get(t: Target, opts: RequestOptions = {}): Promise<Answer>
   }
   if (answer.status >= 500) throw new RemoteError(`${t.where}: answered ${line}`, "server", false);
   return { ...answer, ms };
+}
+
+/**
+ * One request to the target's host with its TLS settings, extra headers and token (ours win over
+ * `init.headers`: the token and Host are the target's): its status, the body never read. Throws a
+ * {@linkcode RemoteError} when no answer comes.
+ */
+export async function request(
+  t: Target,
+  init: { method: string; path: string; headers?: Record<string, string>; body?: string },
+  opts: RequestOptions = {},
+): Promise<{ status: number; statusText: string }> {
+  const own = await headersOf(t);
+  const taken = new Set(Object.keys(own).map((k) => k.toLowerCase()));
+  const given = Object.entries(init.headers ?? {}).filter(([k]) => !taken.has(k.toLowerCase()));
+  const headers = { ...Object.fromEntries(given), ...own };
+  const tls = t.https ? await tlsOptions(t) : {};
+  const timeoutMs = opts.timeoutMs ?? t.timeoutMs;
+  const send = t.https ? httpsRequest : httpRequest;
+  return await new Promise<{ status: number; statusText: string }>((resolve, reject) => {
+    const req = send({
+      host: t.host,
+      port: t.port,
+      path: init.path,
+      method: init.method,
+      headers,
+      agent: false,
+      ...tls,
+    }, (res) => {
+      resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? "" });
+      res.destroy();
+      req.destroy();
+    });
+    bound(req, timeoutMs, opts.signal, reject);
+    req.on("error", reject);
+    req.end(init.body);
+  }).catch((e) => failed(t, e, timeoutMs));
 }
 
 /**

@@ -18,8 +18,15 @@ import process from "node:process";
 import { ProvisioningError } from "../../core/errors.ts";
 import { pause } from "../../core/sleep.ts";
 import { readState } from "../../core/state/store.ts";
-import type { DriverContext, Finding, Handle, RuntimeStatus, Service } from "../../core/types.ts";
-import { get, handshake, RemoteError } from "./_client.ts";
+import type {
+  DriverContext,
+  Finding,
+  Handle,
+  HttpRequester,
+  RuntimeStatus,
+  Service,
+} from "../../core/types.ts";
+import { get, handshake, RemoteError, request } from "./_client.ts";
 import { remotePreflight } from "./_preflight.ts";
 import { type Target, type TargetConfig, targetOf } from "./_target.ts";
 
@@ -173,4 +180,22 @@ export async function status(
     message: r.message,
     ...(rec.status === "running" ? uptime : {}),
   };
+}
+
+/**
+ * A request of the service's HTTP check to the endpoint's own origin, through our client: its
+ * CA, server name, client certificate and token, as every request to the endpoint.
+ */
+export async function checkRequest(
+  svc: Service,
+  cfg: TargetConfig,
+  ctx: DriverContext,
+  url: URL,
+  init: Parameters<HttpRequester>[1],
+): Promise<number> {
+  const t = targetOf(svc, cfg, ctx);
+  warnInsecure(t, ctx);
+  const path = `${url.pathname}${url.search}`;
+  const r = await request(t, { ...init, path }, { signal: init.signal });
+  return r.status;
 }

@@ -1,12 +1,12 @@
 /**
- * A real agent process for tests: `cli.ts agent` on a free loopback port for a sandbox's home and
+ * A real agent process for tests: the CLI's `agent` (tests/_cli.ts `cliCommand`) on a free loopback port for a sandbox's home and
  * registry, its sign-in URL read from its output, killed (by PID) when the sandbox goes; and a
  * small HTTP client that keeps status, headers and body.
  */
 import { spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { CLI, ROOT } from "../_cli.ts";
+import { cliCommand, ROOT } from "../_cli.ts";
 import { freePort, type Sandbox } from "../e2e/_registry.ts";
 
 /** A running agent. */
@@ -32,18 +32,7 @@ export async function spawnAgent(
   host = sb.host?.address ?? "127.0.0.1",
 ): Promise<TestAgent> {
   const port = sb.host ? await sb.host.freePort() : await freePort();
-  const argv: [string, string[]] = [Deno.execPath(), [
-    "run",
-    "-A",
-    "--quiet",
-    CLI,
-    "agent",
-    "--listen",
-    `${host}:${port}`,
-    "--config",
-    sb.config,
-    ...args,
-  ]];
+  const argv = cliCommand(["agent", "--listen", `${host}:${port}`, "--config", sb.config, ...args]);
   const child = sb.adopt(spawn(...(sb.host ? sb.host.argv(...argv) : argv), {
     cwd: ROOT,
     env: { ...process.env, PROVISIONING_HOME: sb.home, NO_COLOR: "1", ...env },

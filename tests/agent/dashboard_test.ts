@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { CLI, ROOT } from "../_cli.ts";
+import { cliCommand, ROOT } from "../_cli.ts";
 import { DASHBOARD_ASSETS, DASHBOARD_CSP, SIGN_IN_MESSAGE } from "../../core/agent/dashboard.ts";
 import { freePort, type Sandbox, until } from "../e2e/_registry.ts";
 import { cliStatus, supervisedSandbox } from "../e2e/_supervised.ts";
@@ -80,8 +80,7 @@ interface Agent {
 async function startAgent(sb: Sandbox): Promise<Agent> {
   const port = await freePort();
   const child = sb.adopt(spawn(
-    Deno.execPath(),
-    ["run", "-A", "--quiet", CLI, "agent", "--listen", `127.0.0.1:${port}`, "--config", sb.config],
+    ...cliCommand(["agent", "--listen", `127.0.0.1:${port}`, "--config", sb.config]),
     {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: "1", PROVISIONING_HOME: sb.home },

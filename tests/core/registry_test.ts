@@ -90,6 +90,7 @@ Deno.test("registry applies the spec's defaults", async () => {
         restart_delay: 0.5,
         restart_delay_max: 30,
         restart_window: 60,
+        restart_with_dependencies: false,
       },
       shutdown: { signal: "SIGTERM", timeout: 10 },
     },

@@ -68,6 +68,7 @@ function service(
       restart_delay: 1,
       restart_delay_max: 30,
       restart_window: 60,
+      restart_with_dependencies: false,
     },
     shutdown,
     logs: { max_size: 10 * 1024 * 1024, keep: 5 },

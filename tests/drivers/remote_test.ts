@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -312,6 +313,56 @@ test("remote with a health check: start waits for the verified handshake, the ch
   assert.equal(rt.status, "running");
   assert.match(rt.message!, /: TLS verified in \d+ ms$/);
   assert.equal((await fx.nginx.who()).length, 0, "no request was sent");
+});
+
+test("remote with an http health check: it goes through the driver's client (CA, token), other origins do not get the token", async () => {
+  await using fx = await nginxFixture();
+  await fx.nginx.start();
+  const token = join(fx.dir, "orch.token");
+  await writeToken(token, TOKENS.a);
+  const endpoint = `https://${HOST}:${fx.nginx.ports.main}`;
+  const check = (name: string, url: string) =>
+    `[services.${name}.health_check]\ntype = "http"\ninterval = 1\n` +
+    `[services.${name}.health_check.http]\nendpoint = "${url}"\nexpected_status = 200\n`;
+  // Another origin: a plain http server here that notes what it got.
+  const seen: (string | undefined)[] = [];
+  const plain = createHttpServer((req, res) => {
+    seen.push(req.headers.authorization);
+    res.end("ok");
+  });
+  await new Promise<void>((r) => plain.listen(0, HOST, r));
+  const otherUrl = `http://${HOST}:${(plain.address() as { port: number }).port}/`;
+  try {
+    // "/" answers 401 without the token; the CA is ours only (fetch alone would refuse it).
+    const p = await open(
+      fx.dir,
+      remoteToml("orch", { endpoint, ca_file: fx.pki.ca, auth_token_path: token }, {
+        extra: check("orch", `${endpoint}/`),
+      }) +
+        remoteToml("other", { endpoint, ca_file: fx.pki.ca, auth_token_path: token }, {
+          extra: check("other", otherUrl),
+        }),
+    );
+    const { o, events } = await startOne(p, "orch");
+    assert.equal(o.status, "started", o.message);
+    assert.equal(
+      events.find((e) => e.type === "healthy")?.message,
+      "HTTP status 200 matches expected",
+    );
+    const h = await p.health("orch");
+    assert.equal(h.healthy, true, h.message);
+    const who = await fx.nginx.who("/");
+    assert.ok(
+      who.length >= 2 && who.every((w) => w === "a"),
+      `every request had the token: ${who}`,
+    );
+    // The check of another origin uses its own client: the token never goes there.
+    const other = await startOne(p, "other");
+    assert.equal(other.o.status, "started", other.o.message);
+    assert.ok(seen.length > 0 && seen.every((a) => a === undefined), `sent: ${seen}`);
+  } finally {
+    await new Promise((r) => plain.close(r));
+  }
 });
 
 test("remote mutual TLS, insecure, tls_server_name", async () => {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { CLI, ROOT } from "../_cli.ts";
+import { cliShellCommand, ROOT } from "../_cli.ts";
 import { Sandbox } from "./_registry.ts";
 
 const ESC = String.fromCharCode(27);
@@ -35,8 +35,7 @@ Deno.test({
   ignore: !existsScript(),
   async fn() {
     await using sb = await Sandbox.create([{ name: "slow", readyAfter: 2_500, startTimeout: 10 }]);
-    const cmd = [Deno.execPath(), "run", "-A", "--quiet", CLI, "services", "start", "slow"]
-      .concat(["--config", sb.config]).map((a) => `'${a}'`).join(" ");
+    const cmd = cliShellCommand(["services", "start", "slow", "--config", sb.config]);
     // `script` gives the CLI a real pseudo-terminal; its output is what a user's terminal got.
     const r = spawnSync("script", ["-qefc", cmd, "/dev/null"], {
       cwd: ROOT,

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { buildProgram } from "../../cli/run.ts";
 import { completionNodes } from "../../cli/commands/completion.ts";
-import { CLI, runCli } from "../_cli.ts";
+import { cliShellCommand, runCli } from "../_cli.ts";
 
 const REGISTRY = `
 [services.alpha-web]
@@ -59,7 +59,7 @@ async function sandbox() {
   const wrapper = join(bin, "provisioning");
   await writeFile(
     wrapper,
-    `#!/bin/sh\nexec '${Deno.execPath()}' run -A --quiet '${CLI}' "$@"\n`,
+    `#!/bin/sh\nexec ${cliShellCommand([])} "$@"\n`,
     { mode: 0o755 },
   );
   return {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { CLI, ROOT } from "../_cli.ts";
+import { cliCommand, ROOT } from "../_cli.ts";
 import { isAlive } from "../../core/process/identity.ts";
 import { stopServices } from "../../mod.ts";
 import { pidsWithArg, type Sandbox, until } from "./_registry.ts";
@@ -32,8 +32,7 @@ function prng(seed: number): () => number {
 
 function startCli(sb: Sandbox): ChildProcess {
   return spawn(
-    Deno.execPath(),
-    ["run", "-A", "--quiet", CLI, "platform", "start", "--config", sb.config],
+    ...cliCommand(["platform", "start", "--config", sb.config]),
     {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: "1", PROVISIONING_HOME: sb.home },

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
-import { CLI, ROOT } from "../_cli.ts";
+import { cliCommand, ROOT } from "../_cli.ts";
 import { until } from "./_registry.ts";
 import { readyFile, supervisedSandbox } from "./_supervised.ts";
 
@@ -22,12 +22,7 @@ Deno.test("monitor --changes: only running services, one line per change, marked
   assert.equal(started.code, 0, started.stdout + started.stderr);
 
   const child = sb.adopt(spawn(
-    Deno.execPath(),
-    [
-      "run",
-      "-A",
-      "--quiet",
-      CLI,
+    ...cliCommand([
       "services",
       "monitor",
       "--interval",
@@ -36,7 +31,7 @@ Deno.test("monitor --changes: only running services, one line per change, marked
       "--json",
       "--config",
       sb.config,
-    ],
+    ]),
     {
       cwd: ROOT,
       env: { ...process.env, PROVISIONING_HOME: sb.home },

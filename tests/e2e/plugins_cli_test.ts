@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, runCli, tempHome } from "../_cli.ts";
+import { CLI_IMPORTS_TS, ROOT, runCli, tempHome } from "../_cli.ts";
 
 const USER = join(ROOT, "tests/fixtures/plugins/user");
 const BROKEN = join(ROOT, "tests/fixtures/plugins/broken");
@@ -87,22 +87,26 @@ Deno.test("plugins list --json shows bundled and user plugins with their files",
   assert.equal(rows.filter((p: { error?: string }) => p.error).length, 0);
 });
 
-Deno.test("plugins list names a broken plugin's file and exits 2", async () => {
-  using t = tempHome();
-  const r = await runCli(["plugins", "list", "--all"], {
-    env: { PROVISIONING_HOME: t.home, PROVISIONING_PLUGIN_PATH: BROKEN },
-  });
-  assert.equal(r.code, 2);
-  assert.match(r.stdout, /^binary +driver +bundled +drivers\/binary\.ts +✅$/m);
-  assert.match(r.stdout, /^exploding +driver .*exploding\.ts +❌$/m);
-  assert.ok(
-    r.stdout.includes(
-      `❌ Cannot load driver plugin "${
-        join(BROKEN, "drivers/exploding.ts")
-      }": exploding on purpose`,
-    ),
-    r.stdout,
-  );
+Deno.test({
+  name: "plugins list names a broken plugin's file and exits 2",
+  ignore: !CLI_IMPORTS_TS, // the broken plugins are .ts files: Node 20 cannot import them at all
+  async fn() {
+    using t = tempHome();
+    const r = await runCli(["plugins", "list", "--all"], {
+      env: { PROVISIONING_HOME: t.home, PROVISIONING_PLUGIN_PATH: BROKEN },
+    });
+    assert.equal(r.code, 2);
+    assert.match(r.stdout, /^binary +driver +bundled +drivers\/binary\.ts +✅$/m);
+    assert.match(r.stdout, /^exploding +driver .*exploding\.ts +❌$/m);
+    assert.ok(
+      r.stdout.includes(
+        `❌ Cannot load driver plugin "${
+          join(BROKEN, "drivers/exploding.ts")
+        }": exploding on purpose`,
+      ),
+      r.stdout,
+    );
+  },
 });
 
 Deno.test("a broken plugin fails only the services that use it", async () => {

@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, stringify } from "smol-toml";
-import { CLI, ROOT } from "../_cli.ts";
+import { cliCommand, ROOT } from "../_cli.ts";
 import { testHosts } from "../_hosts.ts";
 import { makePki, MISSING } from "../drivers/_remote_fixture.ts";
 import { spawnAgent } from "../agent/_agent.ts";
@@ -93,8 +93,8 @@ async function fn() {
   assert.equal(st.status, "running");
   assert.match(st.message ?? "", new RegExp(`on ${host} as web`));
   const all = await a.cli(["platform", "status"]);
-  assert.match(all.stdout, /b-web/);
-  assert.match(all.stdout, /front/);
+  assert.match(all.stdout, new RegExp(`b-web @ ${endpoint.replace(/\./g, "\\.")} - running`));
+  assert.match(all.stdout, /front - running/, "local and remote services together");
   const logs = await a.cli(["services", "logs", "b-web", "--lines", "5"]);
   assert.equal(logs.code, 0, logs.stderr);
   assert.equal(logs.stdout, (await b.cli(["services", "logs", "web", "--lines", "5"])).stdout);
@@ -133,9 +133,7 @@ async function fn() {
 
   // B's agent killed while B starts slow: A says so, exit 1.
   const starting = a.adopt(spawn(
-    ...hosts.a.argv(Deno.execPath(), [
-      ...["run", "-A", "--quiet", CLI, "services", "start", "b-slow", "--config", a.config],
-    ]),
+    ...hosts.a.argv(...cliCommand(["services", "start", "b-slow", "--config", a.config])),
     { cwd: ROOT, env: { ...process.env, PROVISIONING_HOME: a.home, NO_COLOR: "1" } },
   ));
   let out = "";

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { appendFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CLI, ROOT } from "../_cli.ts";
+import { cliCommand, ROOT } from "../_cli.ts";
 import { testHosts } from "../_hosts.ts";
 import { isAlive } from "../../core/process/identity.ts";
 import {
@@ -26,10 +26,7 @@ import { Sandbox, until } from "./_registry.ts";
 
 /** The CLI running in the background, its output as it comes. */
 function spawnCli(sb: Sandbox, args: string[]) {
-  const argv: [string, string[]] = [
-    Deno.execPath(),
-    ["run", "-A", "--quiet", CLI, ...args, "--config", sb.config],
-  ];
+  const argv = cliCommand([...args, "--config", sb.config]);
   const child: ChildProcess = spawn(
     ...(sb.host ? sb.host.argv(...argv) : argv),
     {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { CLI } from "../_cli.ts";
+import { cliCommand } from "../_cli.ts";
 import { until } from "../_until.ts";
 import { readState } from "../../core/state/store.ts";
 import { statePaths } from "../../core/state/files.ts";
@@ -13,15 +13,7 @@ import { Sandbox, type ServiceSpec } from "./_registry.ts";
 
 /** Run the CLI in the background; resolves with its exit code and output. */
 function background(sb: Sandbox, args: string[]) {
-  const child = spawn(Deno.execPath(), [
-    "run",
-    "-A",
-    "--quiet",
-    CLI,
-    ...args,
-    "--config",
-    sb.config,
-  ], {
+  const child = spawn(...cliCommand([...args, "--config", sb.config]), {
     env: { ...process.env, PROVISIONING_HOME: sb.home, NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });

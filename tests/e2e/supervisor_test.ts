@@ -4,8 +4,9 @@
  * supervisor's own death survived (re-adoption), with `status` telling the truth throughout.
  */
 import assert from "node:assert/strict";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, readlink, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { BINARY, BUNDLE, CLI_RUNTIME } from "../_cli.ts";
 import { isAlive } from "../../core/process/identity.ts";
 import { readState } from "../../core/state/store.ts";
 import { startServices } from "../../mod.ts";
@@ -319,15 +320,26 @@ Deno.test("the supervisor runs as a small daemon: its own entry, V8 flags, and i
   await start(sb, "api");
   const pid = await supervisorPid(sb);
   assert.ok(pid, "no supervisor pid file");
-  const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
-  assert.ok(argv.some((a) => a.endsWith("core/supervisor/main.ts")), argv.join(" "));
-  assert.ok(argv.some((a) => a.startsWith("--v8-flags=") && a.includes("--lite-mode")));
+  const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").filter(Boolean);
+  const exe = await readlink(`/proc/${pid}/exe`);
   const environ = (await readFile(`/proc/${pid}/environ`, "utf8")).split("\0");
-  assert.ok(environ.includes("DENO_NO_UPDATE_CHECK=1"));
+  // The CLI runs its supervisor on its own runtime (core/runtime/self.ts).
+  if (CLI_RUNTIME === "binary") {
+    assert.equal(exe, BINARY, "the binary's supervisor is the binary itself");
+    assert.deepEqual(argv.slice(1), ["supervisor", "run"]);
+  } else if (CLI_RUNTIME === "node") {
+    assert.match(exe, /\/node$/, `the bundle's supervisor runs under Node, not ${exe}`);
+    assert.deepEqual(argv.slice(-3), [BUNDLE, "supervisor", "run"]);
+    assert.ok(argv.includes("--lite-mode"), argv.join(" "));
+  } else {
+    assert.ok(argv.some((a) => a.endsWith("core/supervisor/main.ts")), argv.join(" "));
+    assert.ok(argv.some((a) => a.startsWith("--v8-flags=") && a.includes("--lite-mode")));
+    assert.ok(environ.includes("DENO_NO_UPDATE_CHECK=1"));
+    assert.ok(environ.some((l) => l.startsWith("GLIBC_TUNABLES=")));
+  }
   const report = await cliSupervisorStatus(sb);
   assert.ok(report.memory, JSON.stringify(report));
   assert.ok(report.memory.rss > report.memory.heap_used && report.memory.heap_used > 0);
-  assert.ok(environ.some((l) => l.startsWith("GLIBC_TUNABLES=")));
   // The service it started gets the CLI's environment, not the supervisor's own settings.
   const child = (await readFile(`/proc/${await pidOf(sb, "api")}/environ`, "utf8")).split("\0");
   assert.equal(

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { CLI } from "../_cli.ts";
+import { cliCommand } from "../_cli.ts";
 import { until } from "../_until.ts";
 import { isAlive } from "../../core/process/identity.ts";
 import { cliStatus, supervisedSandbox } from "./_supervised.ts";
@@ -34,8 +34,7 @@ Deno.test("a service that exits at once during start reads as failed with its ex
 Deno.test("Ctrl+C of a start stops what it started and status says the start was cancelled", async () => {
   await using sb = await Sandbox.create([{ name: "slow", readyAfter: 60_000, startTimeout: 60 }]);
   const cli = spawn(
-    Deno.execPath(),
-    ["run", "-A", "--quiet", CLI, "services", "start", "slow", "--config", sb.config],
+    ...cliCommand(["services", "start", "slow", "--config", sb.config]),
     { env: { ...process.env, PROVISIONING_HOME: sb.home, NO_COLOR: "1" }, stdio: "pipe" },
   );
   let out = "";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CliResult, ROOT, runCli, tempHome } from "../_cli.ts";
+import { BUNDLED_REGISTRY_SHOWN, type CliResult, ROOT, runCli, tempHome } from "../_cli.ts";
 
 /** `cli.ts args`, killed after `ms` (default 30 s). */
 const cli = (
@@ -346,7 +346,7 @@ Deno.test("a command that falls back on the bundled registry says so once, on st
   using t = tempHome();
   const home = join(t.home, "home");
   const env = { PROVISIONING_HOME: home, PROVISIONING_SERVICES: "" };
-  const bundled = join(ROOT, "config", "services.toml");
+  const bundled = BUNDLED_REGISTRY_SHOWN; // a build's is embedded: `<bundled>/config/services.toml`
   const notice =
     `Using the bundled registry ${bundled}: found no --config, PROVISIONING_SERVICES, ` +
     `${join(t.home, "provisioning", "config", "services.toml")} or ` +
@@ -361,7 +361,8 @@ Deno.test("a command that falls back on the bundled registry says so once, on st
   const text = await cli(["services", "validate"], { env, cwd: t.home });
   assert.equal(text.stdout.split("\n")[0], `Registry: ${bundled} (bundled)`);
   assert.equal(text.stderr, `${notice}\n`);
-  const given = await cli(["services", "dependencies", "--config", bundled], { env, cwd: t.home });
+  const file = join(ROOT, "config", "services.toml");
+  const given = await cli(["services", "dependencies", "--config", file], { env, cwd: t.home });
   assert.equal(given.code, 0, given.stdout + given.stderr);
   assert.equal(given.stderr, "", "--config of the same file is no fallback");
 });
