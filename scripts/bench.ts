@@ -20,6 +20,7 @@
  * | `remote`   | 3-level graph across two hosts (B's agent forwards level 1) / critical path | ≤ 1.15 |
  * | `agent`    | kill -9 → SSE `status` event, after the supervisor's record; idle, API p50/p99 | 50 ms |
  * | `runtimes` | `--help` of the binary / `node -e 0` (bundle ≤ 1.2), status / supervisorctl, RSS | ≤ 0.50 |
+ * | `scale`    | 200 / 1,000 sleep services, 9-wave DAG: `platform start` / `pm2 start`; stop, idle | ≤ 1.00 |
  *
  * A missed goal is reported, not an error: the script exits 0 unless a benchmark crashed (1).
  * Every benchmark works in its own temp `PROVISIONING_HOME` on free ports and stops what it
@@ -49,6 +50,7 @@ import { benchLogs } from "./bench_logs.ts";
 import { benchAgent } from "./bench_agent.ts";
 import { benchRemote } from "./bench_remote.ts";
 import { benchRuntimes } from "./bench_runtimes.ts";
+import { benchScale } from "./bench_scale.ts";
 import { type BenchResult, resultLine, running } from "./_bench_util.ts";
 
 export type { BenchResult };
@@ -135,6 +137,10 @@ export const BENCHMARKS: Record<
   runtimes: {
     about: "binary / Node bundle / Deno: --help vs node -e 0, status vs supervisorctl, RSS",
     run: (runs) => benchRuntimes({ runs }),
+  },
+  scale: {
+    about: "200 / 1,000 services, 9-wave DAG, CLI start vs pm2 start (≤ 1.0); stop, status, idle",
+    run: (runs) => benchScale({ runs }),
   },
 };
 

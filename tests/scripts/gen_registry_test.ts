@@ -3,7 +3,13 @@ import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parse } from "smol-toml";
 import { Graph } from "../../core/graph/graph.ts";
-import { generateRegistry, mulberry32 } from "../../scripts/gen_registry.ts";
+import {
+  generateRegistry,
+  mulberry32,
+  pm2Ecosystem,
+  sleepDag,
+  sleepRegistry,
+} from "../../scripts/gen_registry.ts";
 
 interface Generated {
   name: string;
@@ -71,4 +77,100 @@ Deno.test("gen_registry.ts prints the registry when run as a script", () => {
     },
   );
   assert.equal(out, generateRegistry(12, { seed: 5, maxDeps: 2 }));
+});
+
+interface SleepGenerated {
+  dependencies: string[];
+  deployment: {
+    mode: string;
+    binary: { binary_path: string; args: string[]; env?: Record<string, string> };
+  };
+  health_check: { type: string; interval: number; file: { path: string } };
+  startup: { auto_start: boolean; restart_on_failure: boolean };
+}
+
+/** The services of `text` as plain objects (inline tables parse with a null prototype). */
+const sleepTables = (text: string): Record<string, SleepGenerated> =>
+  JSON.parse(JSON.stringify(parse(text))).services ?? {};
+
+Deno.test("sleepDag() makes a seeded DAG of exactly the waves asked for", () => {
+  const dag = sleepDag(200, { seed: 3 });
+  assert.deepEqual(sleepDag(200, { seed: 3 }), dag);
+  assert.notDeepEqual(sleepDag(200, { seed: 4 }), dag);
+  const g = new Graph(dag.map((s) => ({ name: s.name, dependencies: s.dependencies })));
+  assert.deepEqual(g.problems(), []);
+  const waves = g.waves().filter((w) => w.length);
+  assert.equal(waves.length, 9);
+  for (const [i, wave] of waves.entries()) {
+    for (const name of wave) assert.equal(dag.find((s) => s.name === name)!.wave, i);
+  }
+  assert.ok(waves.every((w) => w.length >= 22 && w.length <= 23), "even waves of 200");
+  for (const s of dag) {
+    assert.ok(s.dependencies.every((d) => d < s.name), "dependencies on earlier services only");
+    assert.ok(s.dependencies.length <= 3);
+    assert.equal(s.wave === 0, s.dependencies.length === 0);
+  }
+  assert.equal(new Graph(sleepDag(1000).map((s) => s)).waves().filter((w) => w.length).length, 9);
+  assert.equal(sleepDag(4, { waves: 9 }).at(-1)!.wave, 3, "fewer services than waves");
+  assert.ok(sleepDag(300, { maxDeps: 1 }).every((s) => s.dependencies.length <= 1));
+  assert.deepEqual(sleepDag(0), []);
+  assert.throws(() => sleepDag(10, { waves: 0 }), RangeError);
+  assert.throws(() => sleepDag(10, { maxDeps: 0 }), RangeError);
+});
+
+Deno.test("generateRegistry() in sleep mode writes auto-start sleeps with file checks", () => {
+  const text = generateRegistry(200, { mode: "sleep", seed: 3 });
+  assert.equal(text, sleepRegistry(sleepDag(200, { seed: 3 })));
+  const table = sleepTables(text);
+  const dag = sleepDag(200, { seed: 3 });
+  assert.deepEqual(Object.keys(table), dag.map((s) => s.name));
+  for (const s of dag) {
+    const t = table[s.name];
+    assert.deepEqual(t.dependencies, s.dependencies);
+    assert.deepEqual(t.deployment, {
+      mode: "binary",
+      binary: { binary_path: "/bin/sleep", args: ["3600"] },
+    });
+    assert.deepEqual(t.health_check, { type: "file", interval: 30, file: { path: "/dev/null" } });
+    assert.equal(t.startup.auto_start, true);
+    assert.equal(t.startup.restart_on_failure, false);
+  }
+  const custom = sleepTables(sleepRegistry(dag.slice(0, 3), {
+    readyPath: "/tmp/{name}.ready",
+    restartOnFailure: true,
+    interval: 5,
+    env: { MARK: "x" },
+  }));
+  assert.equal(custom["svc-0001"].health_check.file.path, "/tmp/svc-0001.ready");
+  assert.equal(custom["svc-0001"].health_check.interval, 5);
+  assert.equal(custom["svc-0001"].startup.restart_on_failure, true);
+  assert.deepEqual(custom["svc-0001"].deployment.binary.env, { MARK: "x" });
+  assert.ok(generateRegistry(50_000, { mode: "sleep" }).length > 0, "no ports to run out of");
+});
+
+Deno.test("pm2Ecosystem() lists the same programs for PM2, unordered, autorestart on", () => {
+  const dag = sleepDag(50, { seed: 9 });
+  const { apps } = pm2Ecosystem(dag);
+  assert.deepEqual(apps.map((a) => a.name), dag.map((s) => s.name));
+  assert.deepEqual(apps[0], {
+    name: "svc-0000",
+    script: "/bin/sleep",
+    args: "3600",
+    interpreter: "none",
+    exec_mode: "fork",
+    autorestart: true,
+  });
+  const script = fileURLToPath(new URL("../../scripts/gen_registry.ts", import.meta.url));
+  const out = execFileSync(
+    Deno.execPath(),
+    ["run", script, "50", "--seed", "9", "--mode", "sleep", "--pm2"],
+    { encoding: "utf8" },
+  );
+  assert.deepEqual(JSON.parse(out), { apps });
+  const toml = execFileSync(
+    Deno.execPath(),
+    ["run", script, "50", "--seed", "9", "--mode", "sleep", "--waves", "4"],
+    { encoding: "utf8" },
+  );
+  assert.equal(toml, sleepRegistry(sleepDag(50, { seed: 9, waves: 4 })));
 });
