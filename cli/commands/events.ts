@@ -6,14 +6,9 @@
  * @module
  */
 import type { Command } from "commander";
-import {
-  defaultHome,
-  type JournalRecord,
-  type JournalType,
-  parseSince,
-  readJournal,
-  statePaths,
-} from "../../mod.ts";
+import type { JournalRecord, JournalType } from "../../mod.ts";
+import { defaultHome, readJournal, statePaths } from "./_lib.ts";
+import { parseSince } from "../../core/state/since.ts";
 import { bold, dim, green, red, yellow } from "../render/text.ts";
 import { type Common, interruptSignal, leaf, type Run } from "./_common.ts";
 
@@ -58,14 +53,18 @@ export function eventsCommand(program: Command, run: Run): Command {
       const since = o.since === undefined ? undefined : parseSince(o.since);
       const paths = statePaths(defaultHome(process.env));
       const signal = o.follow ? interruptSignal() : undefined;
+      // As `logs`: one JSON document, or JSON lines while following.
+      const records: JournalRecord[] = [];
       let n = 0;
       for await (
         const e of readJournal(paths, { since, services: names, follow: o.follow, signal })
       ) {
         n++;
-        out(o.json ? JSON.stringify(e.record) : renderRecord(e.record));
+        if (o.json && !o.follow) records.push(e.record);
+        else out(o.json ? JSON.stringify(e.record) : renderRecord(e.record));
       }
-      if (n > 0 || o.json || o.follow) return {};
+      if (o.json && !o.follow) return { doc: { events: records } };
+      if (n > 0 || o.follow) return {};
       const of = names.length ? ` of ${names.join(", ")}` : "";
       return { text: `No events${of}${o.since ? ` since ${o.since}` : ""}.` };
     }));

@@ -139,9 +139,11 @@ function journalRecord(
 }
 
 /**
- * Run `work` for every node once its `ready(name, done)` predicate holds, as many at once as
- * are ready, in the order of `names`. `work` never throws; its result says whether dependents
- * may follow.
+ * Run `work` for every node once the nodes it waits for (`waitFor`, within `names`) are done, as
+ * many at once as are ready, in the order of `names`. `work` never throws; its result says
+ * whether the nodes waiting for it may follow (a failure blocks them, and theirs, with its name
+ * as the root cause). Each node's waits are looked at once and each completion touches only the
+ * nodes waiting for it, so a start of a thousand services costs no more per service than of ten.
  */
 export async function schedule(
   names: string[],
@@ -149,42 +151,61 @@ export async function schedule(
   work: (name: string, ready: () => void) => Promise<boolean>,
   onBlocked: (name: string, by: string) => void,
 ): Promise<void> {
-  const pending = new Set(names);
+  const order = new Map(names.map((n, i) => [n, i]));
+  const waiters = new Map<string, string[]>(names.map((n) => [n, []]));
+  const unmet = new Map<string, number>();
+  for (const name of names) {
+    const waits = [...new Set(waitFor(name))].filter((d) => order.has(d) && d !== name);
+    unmet.set(name, waits.length);
+    for (const d of waits) waiters.get(d)!.push(name);
+  }
   const good = new Set<string>();
-  const bad = new Map<string, string>(); // name -> root cause
+  const settled = new Set<string>(); // launched or blocked
   await new Promise<void>((resolve) => {
     let active = 0;
-    const pump = () => {
-      for (const name of [...pending]) {
-        const waits = waitFor(name).filter((d) => names.includes(d));
-        const failed = waits.find((d) => bad.has(d));
-        if (failed) {
-          pending.delete(name);
-          const root = bad.get(failed)!;
-          bad.set(name, root);
-          onBlocked(name, root);
-          continue;
-        }
-        if (!waits.every((d) => good.has(d))) continue;
-        pending.delete(name);
-        active++;
-        // `ready` lets dependents go as soon as the service is healthy, while its own
-        // bookkeeping (state file, supervisor) finishes.
-        const ready = () => {
-          if (good.has(name)) return;
-          good.add(name);
-          pump();
-        };
-        work(name, ready).then((ok) => {
-          active--;
-          if (ok) good.add(name);
-          else if (!good.has(name)) bad.set(name, name);
-          pump();
-        });
-      }
-      if (active === 0) resolve();
+    const launch = (name: string) => {
+      settled.add(name);
+      active++;
+      // `ready` lets the nodes waiting for it go as soon as it is healthy, while its own
+      // bookkeeping (state file, supervisor) finishes.
+      const ready = () => {
+        if (good.has(name)) return;
+        good.add(name);
+        release(name);
+      };
+      work(name, ready).then((ok) => {
+        active--;
+        if (ok) ready();
+        else if (!good.has(name)) block(name, name);
+        if (active === 0) resolve();
+      });
     };
-    pump();
+    /** `name` is done: launch each waiter whose last wait it was, in the order of `names`. */
+    const release = (name: string) => {
+      const now: string[] = [];
+      for (const w of waiters.get(name)!) {
+        const left = unmet.get(w)! - 1;
+        unmet.set(w, left);
+        if (left === 0 && !settled.has(w)) now.push(w);
+      }
+      now.sort((a, b) => order.get(a)! - order.get(b)!).forEach(launch);
+    };
+    /** `name` failed: every node waiting for it, transitively, is blocked, in `names` order. */
+    const block = (name: string, root: string) => {
+      const hit: string[] = [];
+      const walk = (n: string) => {
+        for (const w of waiters.get(n)!) {
+          if (settled.has(w)) continue;
+          settled.add(w);
+          hit.push(w);
+          walk(w);
+        }
+      };
+      walk(name);
+      hit.sort((a, b) => order.get(a)! - order.get(b)!).forEach((w) => onBlocked(w, root));
+    };
+    for (const name of names) if (unmet.get(name) === 0 && !settled.has(name)) launch(name);
+    if (active === 0) resolve();
   });
 }
 

@@ -103,7 +103,7 @@ function assertPerWriterOrder(records: JournalRecord[], writers: number, count: 
 async function cliEvents(sb: Sandbox, args: string[] = []): Promise<JournalRecord[]> {
   const r = await sb.cli(["events", ...args, "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  return r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  return JSON.parse(r.stdout).events;
 }
 
 /** The types of `records` of `service`, in order. */

@@ -377,7 +377,10 @@ const hasScript = spawnSync("script", ["--version"]).status === 0;
 
 /** Run the CLI on a pseudo-terminal (`script`), its output with `\r\n` made `\n`. */
 function onTty(sb: Sandbox, args: string[], env: Record<string, string> = {}): string {
-  const cmd = cliShellCommand([...args, "--config", sb.config]);
+  // `env -u`: Deno's spawnSync passes on its own environment's NO_COLOR even when `env` lacks
+  // it (its spawn does not), and CI runs the tests with NO_COLOR=1.
+  const unset = env.NO_COLOR === undefined ? "env -u NO_COLOR " : "";
+  const cmd = unset + cliShellCommand([...args, "--config", sb.config]);
   const { NO_COLOR: _, ...rest } = process.env;
   const r = spawnSync("script", ["-qec", cmd, "/dev/null"], {
     env: { ...rest, PROVISIONING_HOME: sb.home, ...env },
