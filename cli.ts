@@ -11,8 +11,7 @@
 import type { Command } from "commander";
 import type { Run } from "./cli/commands/_common.ts";
 import { expandHelp } from "./cli/help.ts";
-import { loadLib } from "./cli/commands/_lib.ts";
-import { buildProgram, fail, hoistGlobalOptions, onlyHelp, print } from "./cli/run.ts";
+import { buildProgram, fail, hoistGlobalOptions, print } from "./cli/run.ts";
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -24,8 +23,6 @@ async function main(argv: string[]): Promise<number> {
   };
   const program = buildProgram(run);
   try {
-    // Help and the version need the command tree only; everything else the library too.
-    if (!onlyHelp(argv)) await loadLib();
     await program.parseAsync(expandHelp(program, hoistGlobalOptions(argv)), { from: "user" });
     return exitCode;
   } catch (e) {

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { UsageError } from "../core/errors.ts";
+import { UsageError } from "../mod.ts";
 
 /** One example: the command line, and what it does (optional). */
 export type Example = readonly [line: string, what?: string];

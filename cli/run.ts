@@ -5,8 +5,7 @@
  * @module
  */
 import { Command, CommanderError } from "commander";
-import { ExitCode, ProvisioningError, RegistryError } from "../core/errors.ts";
-import { versionLine } from "../core/runtime/version.ts";
+import { ExitCode, ProvisioningError, RegistryError, versionLine } from "../mod.ts";
 import type { CommandResult, Run } from "./commands/_common.ts";
 import { agentCommand } from "./commands/agent.ts";
 import { completionCommand } from "./commands/completion.ts";
@@ -134,16 +133,4 @@ export function acceptGlobalOptions(cmd: Command): void {
     if (!has("--quiet")) cmd.option("-q, --quiet", "print only failures and the summary");
   }
   for (const sub of cmd.commands) acceptGlobalOptions(sub);
-}
-
-/**
- * Whether `argv` asks only for help or the version (`--help`, `-h`, `help …`, `--version`,
- * `-V`, or nothing at all): those need the command tree, not the library.
- */
-export function onlyHelp(argv: string[]): boolean {
-  const words = argv.filter((a) => a !== "--no-color");
-  if (words.length === 0) return true;
-  if (words[0] === "help") return true;
-  return words.some((a) => a === "--help" || a === "-h" || a === "--version" || a === "-V") &&
-    !words.includes("--");
 }

@@ -5,8 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { UsageError } from "../../core/errors.ts";
-import type { Platform } from "../../mod.ts";
+import { Platform, UsageError } from "../../mod.ts";
 
 /** The options every command takes. */
 export interface Common {
@@ -97,5 +96,4 @@ export function interruptSignal(): AbortSignal {
 }
 
 /** The platform of `--config` (or the discovered registry). */
-export const open = async (o: Common): Promise<Platform> =>
-  (await import("../../mod.ts")).Platform.open({ config: o.config });
+export const open = (o: Common): Promise<Platform> => Platform.open({ config: o.config });

@@ -10,10 +10,15 @@
  *
  * @module
  */
-import type { LogLine, Platform, ServiceLogLine } from "../../mod.ts";
-import { ExitCode } from "../../core/errors.ts";
-import { mergeLive, mergeLogs } from "./_lib.ts";
-import { parseSince } from "../../core/state/since.ts";
+import {
+  ExitCode,
+  type LogLine,
+  mergeLive,
+  mergeLogs,
+  parseSince,
+  type Platform,
+  type ServiceLogLine,
+} from "../../mod.ts";
 import {
   type CommandResult,
   type Common,

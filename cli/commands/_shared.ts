@@ -5,9 +5,14 @@
  * @module
  */
 import { type Command, Option } from "commander";
-import type { LifecycleEvent, LifecycleResult, Platform, StatusReport } from "../../mod.ts";
-import { ExitCode } from "../../core/errors.ts";
-import { reviveSupervisor } from "./_lib.ts";
+import {
+  ExitCode,
+  type LifecycleEvent,
+  type LifecycleResult,
+  type Platform,
+  reviveSupervisor,
+  type StatusReport,
+} from "../../mod.ts";
 import { renderEvent, renderResult } from "../render/events.ts";
 import { LiveProgress } from "../render/progress.ts";
 import { healthSummary, renderHealth, renderPlatformHealth } from "../render/health.ts";

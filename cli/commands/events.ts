@@ -6,9 +6,14 @@
  * @module
  */
 import type { Command } from "commander";
-import type { JournalRecord, JournalType } from "../../mod.ts";
-import { defaultHome, readJournal, statePaths } from "./_lib.ts";
-import { parseSince } from "../../core/state/since.ts";
+import {
+  defaultHome,
+  type JournalRecord,
+  type JournalType,
+  parseSince,
+  readJournal,
+  statePaths,
+} from "../../mod.ts";
 import { bold, dim, green, red, yellow } from "../render/text.ts";
 import { type Common, interruptSignal, leaf, type Run } from "./_common.ts";
 

@@ -5,8 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { ExitCode } from "../../core/errors.ts";
-import { listPlugins } from "./_lib.ts";
+import { ExitCode, listPlugins } from "../../mod.ts";
 import { renderPlugins } from "../render/plugins.ts";
 import type { Run } from "./_common.ts";
 

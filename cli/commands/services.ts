@@ -5,9 +5,9 @@
  * @module
  */
 import { type Command, Option } from "commander";
-import { ExitCode, UsageError } from "../../core/errors.ts";
 import {
   ensureOperation,
+  ExitCode,
   listEntry,
   monitor,
   readiness,
@@ -15,8 +15,9 @@ import {
   reviveSupervisor,
   startServices,
   stopServices,
+  UsageError,
   validateServices,
-} from "./_lib.ts";
+} from "../../mod.ts";
 import { renderEvent } from "../render/events.ts";
 import { renderDependencies, renderTree, toDot, toMermaid } from "../render/graph.ts";
 import { monitorLine } from "../render/health.ts";

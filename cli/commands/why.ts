@@ -5,8 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { ExitCode } from "../../core/errors.ts";
-import { explain, reviveSupervisor } from "./_lib.ts";
+import { ExitCode, explain, reviveSupervisor } from "../../mod.ts";
 import { renderWhy } from "../render/why.ts";
 import { type Common, leaf, open, type Run } from "./_common.ts";
 
