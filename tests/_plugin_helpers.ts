@@ -44,9 +44,26 @@ export interface Dnsmasq {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/**
+ * A port free for both UDP and TCP on 127.0.0.1 (dnsmasq listens on both: a port free for UDP
+ * alone was now and then taken for TCP, and dnsmasq exited with "Address already in use").
+ */
+export async function freeDnsPort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  for (let attempt = 0;; attempt++) {
+    const port = await freeUdpPort();
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (free || attempt >= 20) return port;
+  }
+}
+
 /** Start dnsmasq in the foreground on a free port; resolves once it answers. */
 export async function startDnsmasq(binary: string): Promise<Dnsmasq> {
-  const port = await freeUdpPort();
+  const port = await freeDnsPort();
   const dir = mkdtempSync(join(tmpdir(), "prov-dnsmasq-"));
   const child = spawn(binary, [
     "--no-daemon",
