@@ -194,8 +194,8 @@ Deno.test("`events` after a start and a stop through the CLI: requested (cli pid
 Deno.test("`events NAME` filters, `--since` cuts by time, and a bad --since is a usage error", async () => {
   await using sb = await Sandbox.create([{ name: "db" }, { name: "web", deps: ["db"] }]);
   assert.equal((await sb.cli(["services", "start", "db"])).code, 0);
-  const mark = new Date();
-  await new Promise((r) => setTimeout(r, 20));
+  // The cut: just after the start's last record (the stop is a later process).
+  const mark = new Date(Date.parse((await cliEvents(sb, ["db"])).at(-1)!.at) + 1);
   assert.equal((await sb.cli(["services", "stop", "db"])).code, 0);
 
   const db = await cliEvents(sb, ["db"]);
