@@ -8,10 +8,11 @@
  *
  * @module
  */
-import type { Command } from "commander";
+import { type Command, CommanderError } from "commander";
 import type { Run } from "./cli/commands/_common.ts";
 import { expandHelp } from "./cli/help.ts";
-import { buildProgram, fail, hoistGlobalOptions, print } from "./cli/run.ts";
+import { loadLib } from "./cli/commands/_lib.ts";
+import { buildProgram, fail, hoistGlobalOptions, onlyHelp, print } from "./cli/run.ts";
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -21,11 +22,16 @@ async function main(argv: string[]): Promise<number> {
     const res = await action((line) => console.log(line), ...args);
     exitCode = print(res, !!cmd.opts().json);
   };
-  const program = buildProgram(run);
   try {
-    await program.parseAsync(expandHelp(program, hoistGlobalOptions(argv)), { from: "user" });
+    // Help needs the command tree only; everything else the library too.
+    if (!onlyHelp(argv)) await loadLib();
+    const program = buildProgram(run);
+    await program.parseAsync(await expandHelp(program, hoistGlobalOptions(argv)), {
+      from: "user",
+    });
     return exitCode;
   } catch (e) {
+    if (!(e instanceof CommanderError)) await loadLib(); // the error classes fail() tells apart
     return fail(e, argv.includes("--json"));
   }
 }

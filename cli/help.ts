@@ -9,7 +9,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { UsageError } from "../mod.ts";
+import { loadLib, UsageError } from "./commands/_lib.ts";
 
 /** One example: the command line, and what it does (optional). */
 export type Example = readonly [line: string, what?: string];
@@ -186,7 +186,7 @@ export function addExamples(program: Command): void {
  * help command only passes its first word on). An unknown word is a usage error naming the
  * commands there are. Anything else comes back as it was.
  */
-export function expandHelp(program: Command, argv: string[]): string[] {
+export async function expandHelp(program: Command, argv: string[]): Promise<string[]> {
   if (argv[0] !== "help") return argv;
   const end = argv.findIndex((a, i) => i > 0 && a.startsWith("-"));
   const words = argv.slice(1, end === -1 ? undefined : end);
@@ -195,6 +195,7 @@ export function expandHelp(program: Command, argv: string[]): string[] {
     if (!cmd.commands.length) break;
     const sub = cmd.commands.find((c) => c.name() === word || c.aliases().includes(word));
     if (!sub) {
+      await loadLib(); // the error's class
       const where = commandPath(cmd);
       throw new UsageError(`Unknown command "${[where, word].filter(Boolean).join(" ")}"`, [
         `Commands${where ? ` of "${where}"` : ""}: ${cmd.commands.map((c) => c.name()).join(", ")}`,

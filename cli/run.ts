@@ -5,7 +5,13 @@
  * @module
  */
 import { Command, CommanderError } from "commander";
-import { ExitCode, ProvisioningError, RegistryError, versionLine } from "../mod.ts";
+import {
+  ExitCode,
+  libLoaded,
+  ProvisioningError,
+  RegistryError,
+  versionLine,
+} from "./commands/_lib.ts";
 import type { CommandResult, Run } from "./commands/_common.ts";
 import { agentCommand } from "./commands/agent.ts";
 import { completionCommand } from "./commands/completion.ts";
@@ -34,7 +40,12 @@ export function buildProgram(run: Run): Command {
     .description(
       "Start, stop, watch and explain a platform of services described in a TOML registry",
     )
-    .version(versionLine(), "-V, --version", "print the version and the commit it was built from")
+    // Help alone leaves the library unloaded, and does not print the version.
+    .version(
+      libLoaded() ? versionLine() : "",
+      "-V, --version",
+      "print the version and the commit it was built from",
+    )
     .exitOverride()
     .showSuggestionAfterError()
     .helpCommand("help [command...]", "show a command's help and examples");
@@ -64,7 +75,7 @@ export function fail(e: unknown, asJson: boolean): number {
     return ExitCode.usage;
   }
   if (e instanceof ProvisioningError || (e instanceof Error && "exitCode" in e)) {
-    const pe = e as ProvisioningError;
+    const pe = e as InstanceType<typeof ProvisioningError>;
     const lines = e instanceof RegistryError ? e.lines() : [pe.message];
     if (asJson) {
       json({
@@ -133,4 +144,16 @@ export function acceptGlobalOptions(cmd: Command): void {
     if (!has("--quiet")) cmd.option("-q, --quiet", "print only failures and the summary");
   }
   for (const sub of cmd.commands) acceptGlobalOptions(sub);
+}
+
+/**
+ * Whether `argv` asks only for help (`--help`, `-h`, `help …`, or nothing at all): that needs
+ * the command tree, not the library.
+ */
+export function onlyHelp(argv: string[]): boolean {
+  const words = argv.filter((a) => a !== "--no-color");
+  if (words.length === 0) return true;
+  if (words[0] === "help") return true;
+  return words.some((a) => a === "--help" || a === "-h") &&
+    !words.includes("--");
 }

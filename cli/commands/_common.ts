@@ -5,7 +5,8 @@
  * @module
  */
 import type { Command } from "commander";
-import { Platform, UsageError } from "../../mod.ts";
+import { UsageError } from "./_lib.ts";
+import type { Platform } from "../../mod.ts";
 
 /** The options every command takes. */
 export interface Common {
@@ -96,4 +97,5 @@ export function interruptSignal(): AbortSignal {
 }
 
 /** The platform of `--config` (or the discovered registry). */
-export const open = (o: Common): Promise<Platform> => Platform.open({ config: o.config });
+export const open = async (o: Common): Promise<Platform> =>
+  (await import("../../mod.ts")).Platform.open({ config: o.config });

@@ -10,15 +10,8 @@
  *
  * @module
  */
-import {
-  ExitCode,
-  type LogLine,
-  mergeLive,
-  mergeLogs,
-  parseSince,
-  type Platform,
-  type ServiceLogLine,
-} from "../../mod.ts";
+import type { LogLine, Platform, ServiceLogLine } from "../../mod.ts";
+import { ExitCode, mergeLive, mergeLogs, parseSince } from "./_lib.ts";
 import {
   type CommandResult,
   type Common,

@@ -5,14 +5,8 @@
  * @module
  */
 import { type Command, Option } from "commander";
-import {
-  ExitCode,
-  type LifecycleEvent,
-  type LifecycleResult,
-  type Platform,
-  reviveSupervisor,
-  type StatusReport,
-} from "../../mod.ts";
+import type { LifecycleEvent, LifecycleResult, Platform, StatusReport } from "../../mod.ts";
+import { ExitCode, reviveSupervisor } from "./_lib.ts";
 import { renderEvent, renderResult } from "../render/events.ts";
 import { LiveProgress } from "../render/progress.ts";
 import { healthSummary, renderHealth, renderPlatformHealth } from "../render/health.ts";

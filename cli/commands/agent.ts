@@ -5,7 +5,7 @@
  * @module
  */
 import { type Command, Option } from "commander";
-import { defaultHome, defaultTokenFile, loadToken, startAgent, statePaths } from "../../mod.ts";
+import { defaultHome, defaultTokenFile, loadToken, startAgent, statePaths } from "./_lib.ts";
 import { type Common, interruptSignal, leaf, positiveInt, type Run } from "./_common.ts";
 
 interface AgentFlags extends Common {

@@ -12,7 +12,7 @@
  * @module
  */
 import { Argument, type Command, Option } from "commander";
-import { UsageError } from "../../mod.ts";
+import { UsageError } from "./_lib.ts";
 import { allCommands, commandPath } from "../help.ts";
 import { type Common, leaf, open, type Run } from "./_common.ts";
 

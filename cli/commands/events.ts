@@ -6,14 +6,8 @@
  * @module
  */
 import type { Command } from "commander";
-import {
-  defaultHome,
-  type JournalRecord,
-  type JournalType,
-  parseSince,
-  readJournal,
-  statePaths,
-} from "../../mod.ts";
+import type { JournalRecord, JournalType } from "../../mod.ts";
+import { defaultHome, parseSince, readJournal, statePaths } from "./_lib.ts";
 import { bold, dim, green, red, yellow } from "../render/text.ts";
 import { type Common, interruptSignal, leaf, type Run } from "./_common.ts";
 

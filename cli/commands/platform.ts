@@ -5,9 +5,9 @@
  * @module
  */
 import type { Command } from "commander";
+import type { LifecycleResult } from "../../mod.ts";
 import {
   ExitCode,
-  type LifecycleResult,
   planReload,
   planStart,
   planStop,
@@ -15,7 +15,7 @@ import {
   restartServices,
   startServices,
   stopServices,
-} from "../../mod.ts";
+} from "./_lib.ts";
 import { renderPlan } from "../render/events.ts";
 import { renderReloadPlan } from "../render/reload.ts";
 import { type Common, interruptSignal, leaf, open, type Run, type StartFlags } from "./_common.ts";

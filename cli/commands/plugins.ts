@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { ExitCode, listPlugins } from "../../mod.ts";
+import { ExitCode, listPlugins } from "./_lib.ts";
 import { renderPlugins } from "../render/plugins.ts";
 import type { Run } from "./_common.ts";
 

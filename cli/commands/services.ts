@@ -17,7 +17,7 @@ import {
   stopServices,
   UsageError,
   validateServices,
-} from "../../mod.ts";
+} from "./_lib.ts";
 import { renderEvent } from "../render/events.ts";
 import { renderDependencies, renderTree, toDot, toMermaid } from "../render/graph.ts";
 import { monitorLine } from "../render/health.ts";

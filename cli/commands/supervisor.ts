@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { defaultHome, stopSupervisor, Supervisor, supervisorStatus } from "../../mod.ts";
+import { defaultHome, stopSupervisor, Supervisor, supervisorStatus } from "./_lib.ts";
 import { renderSupervisorStatus } from "../render/supervisor.ts";
 import type { Run } from "./_common.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { ExitCode, explain, reviveSupervisor } from "../../mod.ts";
+import { ExitCode, explain, reviveSupervisor } from "./_lib.ts";
 import { renderWhy } from "../render/why.ts";
 import { type Common, leaf, open, type Run } from "./_common.ts";
 

@@ -8,9 +8,13 @@ import { buildProgram } from "../../cli/run.ts";
 import type { Run } from "../../cli/commands/_common.ts";
 import { allCommands, commandPath, EXAMPLES, expandHelp } from "../../cli/help.ts";
 import { hoistGlobalOptions } from "../../cli/run.ts";
+import { loadLib } from "../../cli/commands/_lib.ts";
 import { runCli } from "../_cli.ts";
 
 /** The tree with actions that only note which command parsed; its output captured. */
+// Parsing runs option parsers (`--since`) that use the library, as the entry loads it first.
+await loadLib();
+
 function tree(): { program: Command; reached: string[]; output: string[] } {
   const reached: string[] = [];
   const output: string[] = [];
@@ -43,7 +47,7 @@ Deno.test("every example is a command line the CLI parses, reaching its own comm
       const { program, reached, output } = tree();
       let helped = false;
       try {
-        await program.parseAsync(expandHelp(program, hoistGlobalOptions(argv, {})), {
+        await program.parseAsync(await expandHelp(program, hoistGlobalOptions(argv, {})), {
           from: "user",
         });
       } catch (e) {
