@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setMaxListeners } from "node:events";
 import { ExitCode, RefusedError } from "../errors.ts";
 import type { Platform } from "../platform.ts";
 import { ensureDirs } from "../state/files.ts";
@@ -269,6 +270,10 @@ export async function onPlatform<T>(
   signal?: AbortSignal,
   mode: "exclusive" | "shared" = "exclusive",
 ): Promise<T> {
+  // One operation's signal is listened to by each of the services it starts at once (their
+  // lock waits, readiness waits, sleeps): a thousand listeners are expected, not a leak
+  // (Node warned "MaxListenersExceededWarning" from the eleventh).
+  if (signal) setMaxListeners(0, signal);
   let home = homes.get(p.paths.home);
   if (!home) homes.set(p.paths.home, home = { tail: Promise.resolve() });
   const h = home;
