@@ -195,14 +195,14 @@ async function spawnService(
   // Through a writer that keeps the log within [logs]; straight into the file without a bound.
   const output = svc.logs ? await openLogOutput(ctx.paths, name, log, svc.logs) : undefined;
   const stdout = output?.fd ?? out;
-  const run = () =>
-    spawn(path, cfg.args, { cwd, env, detached: true, stdio: ["ignore", stdout, stdout] });
+  const run = (command: string, args: string[]) =>
+    spawn(command, args, { cwd, env, detached: true, stdio: ["ignore", stdout, stdout] });
   // In its cgroup from birth: it cannot fork anything before it is tracked.
-  let child = cgroup ? spawnInCgroup(cgroup.dir, run) : undefined;
+  let child = cgroup ? spawnInCgroup(cgroup.dir, path, cfg.args, run) : undefined;
   if (!child) {
     if (cgroup) removeCgroup(cgroup.dir, cgroup.base);
     cgroup = undefined; // we may create it, not enter it: the marker alone tracks this start
-    child = run();
+    child = run(path, cfg.args);
   }
   child.on("error", () => {}); // reported through the "spawn" race below; later errors are moot
   // Listen before any await: a child that dies at once must not exit unobserved.

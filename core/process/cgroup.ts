@@ -3,9 +3,8 @@
  * ever forks, re-parented and `setsid` ones included) stays in its cgroup until root moves it, so
  * `cgroup.procs` lists all of a service's processes and `cgroup.kill` kills them at once.
  *
- * A child is spawned already inside its cgroup: for the moment of the `spawn()` call this process
- * moves itself into the cgroup (the fork inherits it), then moves back. The move of a whole
- * process costs tens of microseconds; a child moved after it started could fork before the move.
+ * A child is born inside its cgroup (see {@linkcode spawnInCgroup}): a child moved after it
+ * started could fork before the move.
  *
  * Where the machine allows it: Linux with a cgroup2 mount (`/sys/fs/cgroup` on a unified host,
  * `/sys/fs/cgroup/unified` on a hybrid one) that we may write (root, or a delegated subtree).
@@ -105,11 +104,34 @@ function writeControl(dir: string, file: string, text: string): void {
 }
 
 /**
- * Call `spawn` with this process inside the cgroup `dir`, so the child it forks is born there;
- * move back before returning (also when `spawn` throws). Undefined, without calling `spawn`,
+ * Spawn `command` with `args` (through `spawn(command, args)`) born inside the cgroup `dir`:
+ * nothing it runs can fork outside before it is tracked. Undefined, without calling `spawn`,
  * when this process cannot enter `dir` or cannot tell where to return to.
+ *
+ * The first time, this process enters `dir` for the moment of the `spawn()` call (the fork
+ * inherits it) and moves back. Once that worked, the child moves itself instead: `sh` writes
+ * its own PID into `cgroup.procs`, then execs the command under the same PID (exit code 125,
+ * with a line on its stderr, if the cgroup refuses it). Moving a runtime with a dozen threads
+ * blocks it ~1.5 ms a move on a busy machine (two moves a start were a fifth of the
+ * supervisor's time in a 200-service bring-up, `deno task bench scale`); a one-threaded `sh`
+ * moves at a fraction of that, outside our event loop. The child may move itself whenever this
+ * process may move itself: the same user, from the same cgroup, into the same one.
  */
-export function spawnInCgroup<T>(dir: string, spawn: () => T): T | undefined {
+export function spawnInCgroup<T>(
+  dir: string,
+  command: string,
+  args: string[],
+  spawn: (command: string, args: string[]) => T,
+): T | undefined {
+  if (childMayMove) {
+    const procs = join(dir, "cgroup.procs");
+    try {
+      accessSync(procs, constants.W_OK); // a cgroup's file (sh would make one in a plain folder)
+    } catch {
+      return undefined;
+    }
+    return spawn("/bin/sh", ["-c", ENTER, procs, command, ...args]);
+  }
   const home = cgroupOf("self");
   if (!home) return undefined;
   try {
@@ -118,10 +140,11 @@ export function spawnInCgroup<T>(dir: string, spawn: () => T): T | undefined {
     return undefined;
   }
   try {
-    return spawn();
+    return spawn(command, args);
   } finally {
     try {
       writeControl(home, "cgroup.procs", `${process.pid}\n`);
+      childMayMove = true;
     } catch {
       // Our old cgroup refuses us now (removed, or given controllers): never stay in the
       // service's, whose kill would kill us. The mount's root takes any process.
@@ -129,6 +152,14 @@ export function spawnInCgroup<T>(dir: string, spawn: () => T): T | undefined {
     }
   }
 }
+
+/** Whether this process has moved into a service's cgroup and back (see spawnInCgroup). */
+let childMayMove = false;
+
+/** `sh -c ENTER <cgroup.procs> <command> <args...>`: enter the cgroup, then become the command. */
+const ENTER =
+  'echo $$ 2>/dev/null >"$0" || { echo "cannot enter the cgroup of $0" >&2; exit 125; }; ' +
+  'exec "$@"';
 
 /** The live processes of the cgroup `dir` (zombies are not listed); none when it does not exist. */
 export function cgroupPids(dir: string): number[] {

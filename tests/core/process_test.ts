@@ -28,9 +28,12 @@ import {
 import { findTagged, forgetScans, killTagged, tagged, tagOf } from "../../core/process/tree.ts";
 import { until } from "../_until.ts";
 
-/** Start `sh -c script` in its own process group; stdout is piped. */
-function group(script: string): { child: ChildProcess; pid: number; out: () => string } {
-  const child = spawn("/bin/sh", ["-c", script], {
+/** Start `sh -c script` (or `command args`) in its own process group; stdout is piped. */
+function group(
+  script: string,
+  args?: string[],
+): { child: ChildProcess; pid: number; out: () => string } {
+  const child = spawn(args ? script : "/bin/sh", args ?? ["-c", script], {
     detached: true,
     stdio: ["ignore", "pipe", "ignore"],
   });
@@ -294,33 +297,43 @@ const CGROUPS = (() => {
 })();
 
 Deno.test({
-  name: "spawnInCgroup() starts a child inside a cgroup, and this process is back in its own",
+  name:
+    "spawnInCgroup() starts a child inside a cgroup, moving this process there and back once, then by the child moving itself",
   ignore: !CGROUPS,
   fn: async () => {
     const base = join(cgroup2Mount()!.path, "provisioning", `test-${process.pid}`);
-    const dir = join(base, "home", "svc.service");
     const own = cgroupOf("self");
-    assert.ok(createCgroup(dir));
-    let g: ReturnType<typeof group> | undefined;
+    const groups: ReturnType<typeof group>[] = [];
+    const dirs = ["one", "two"].map((n) => join(base, "home", `${n}.service`));
+    // Each forks at once, in the background and into a new session: all three are inside.
+    const script = "sleep 30 & setsid sleep 30 & echo started; wait";
     try {
-      g = spawnInCgroup(dir, () => group("sleep 30 & setsid sleep 30 & echo started; wait"))!;
-      assert.equal(cgroupOf("self"), own, "back in our own cgroup");
-      assert.equal(cgroupOf(g.pid), dir);
-      await until(() => cgroupPids(dir).length === 3, "the shell and its two children");
-      assert.ok(!cgroupPids(dir).includes(process.pid));
-      const members = cgroupPids(dir);
-      killCgroup(dir);
-      await until(
-        () => readFileSync(join(dir, "cgroup.events"), "utf8").includes("populated 0"),
-        "the cgroup to empty",
-      );
-      for (const pid of members) assert.equal(await isAlive(pid), false, `pid ${pid}`);
-      removeCgroup(dir, base);
+      for (const dir of dirs) {
+        assert.ok(createCgroup(dir));
+        const g = spawnInCgroup(dir, "/bin/sh", ["-c", script], (cmd, args) => group(cmd, args));
+        assert.ok(g);
+        groups.push(g);
+        assert.equal(cgroupOf("self"), own, "back in our own cgroup (or never left it)");
+        await until(() => g.out().includes("started"), "the shell to run its script");
+        assert.equal(cgroupOf(g.pid), dir);
+        await until(() => cgroupPids(dir).length === 3, "the shell and its two children");
+        assert.ok(!cgroupPids(dir).includes(process.pid));
+      }
+      for (const dir of dirs) {
+        const members = cgroupPids(dir);
+        killCgroup(dir);
+        await until(
+          () => readFileSync(join(dir, "cgroup.events"), "utf8").includes("populated 0"),
+          "the cgroup to empty",
+        );
+        for (const pid of members) assert.equal(await isAlive(pid), false, `pid ${pid}`);
+        removeCgroup(dir, base);
+      }
       assert.equal(existsSync(join(base, "home")), false, "empty parents go too, up to the stop");
       assert.equal(existsSync(base), true);
     } finally {
-      if (g) await reap(g);
-      removeCgroup(dir, base);
+      for (const g of groups) await reap(g);
+      for (const dir of dirs) removeCgroup(dir, base);
       removeCgroup(base);
     }
   },
@@ -333,7 +346,7 @@ Deno.test("createCgroup() is false where no cgroup can be made, and spawnInCgrou
     assert.equal(createCgroup(plain), false, "a plain directory is no cgroup");
     assert.equal(existsSync(join(dir, "a")), false, "the directories it made are gone again");
     let called = false;
-    assert.equal(spawnInCgroup(plain, () => (called = true)), undefined);
+    assert.equal(spawnInCgroup(plain, "/bin/true", [], () => (called = true)), undefined);
     assert.equal(called, false);
     await mkdir(join(dir, "c"));
     assert.deepEqual(cgroupPids(join(dir, "c")), []);
