@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { link, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ProvisioningError } from "../errors.ts";
 import { diskError, ensureDirs } from "./files.ts";
@@ -86,7 +87,10 @@ async function acquire(
     opts.signal?.throwIfAborted();
     const token = await tryCreate(paths, file);
     if (token) return token;
-    const held = await readFile(file, "utf8").catch(() => undefined);
+    let held: string | undefined;
+    try {
+      held = readFileSync(file, "utf8");
+    } catch { /* released between our attempt and the read */ }
     if (held === undefined) continue; // released between our attempt and the read
     const owner = parseOwner(held);
     if (!owner || !(await isAlive(owner.pid, owner.start))) {
@@ -108,23 +112,27 @@ async function acquire(
 async function tryCreate(paths: StatePaths, file: string): Promise<string | undefined> {
   const token = `${process.pid} ${await ownStart()} ${randomHex()}\n`;
   const tmp = `${file}.${process.pid}.${randomHex()}.tmp`;
+  // Synchronous calls, as writeFileAtomic's: a few bytes on a local disk, and under Deno each
+  // async call cost several times the CPU, four of them on every start and stop of a service.
   try {
-    await writeFile(tmp, token, { mode: 0o600, flag: "wx" });
+    writeFileSync(tmp, token, { mode: 0o600, flag: "wx" });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw diskError(error, file);
     await ensureDirs(paths, { force: true }); // refuses a home that is not ours
-    await writeFile(tmp, token, { mode: 0o600, flag: "wx" }).catch((e) => {
+    try {
+      writeFileSync(tmp, token, { mode: 0o600, flag: "wx" });
+    } catch (e) {
       throw diskError(e, file);
-    });
+    }
   }
   try {
-    await link(tmp, file);
+    linkSync(tmp, file);
     return token;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw diskError(error, file);
   } finally {
-    await rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
   }
 }
 
@@ -146,9 +154,13 @@ async function takeOver(paths: StatePaths, file: string, stale: string): Promise
 }
 
 /** Remove `file` only if it still holds `content`. */
-async function releaseIf(file: string, content: string): Promise<void> {
-  const now = await readFile(file, "utf8").catch(() => undefined);
-  if (now === content) await rm(file, { force: true });
+function releaseIf(file: string, content: string): Promise<void> {
+  let now: string | undefined;
+  try {
+    now = readFileSync(file, "utf8");
+  } catch { /* gone */ }
+  if (now === content) rmSync(file, { force: true });
+  return Promise.resolve();
 }
 
 function parseOwner(text: string): { pid: number; start?: string } | undefined {
