@@ -27,6 +27,7 @@ import {
   openSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { chmod, mkdir, readdir, rm } from "node:fs/promises";
@@ -265,4 +266,17 @@ export function stateFile(paths: StatePaths, name: string): string {
 /** `services/logs/<name>.log`. */
 export function logFile(paths: StatePaths, name: string): string {
   return join(paths.logs, `${safeName(name)}.log`);
+}
+
+/**
+ * Inode, size and mtime of a service's state file, or undefined without one: every write (a
+ * rename over it) changes it, so a reader may keep what it learnt while the key is the same.
+ */
+export function stateFileKey(paths: StatePaths, name: string): string | undefined {
+  try {
+    const st = statSync(stateFile(paths, name), { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}`;
+  } catch {
+    return undefined;
+  }
 }

@@ -36,7 +36,7 @@ import {
   logFile,
   openAppend,
   safeName,
-  stateFile,
+  stateFileKey,
   statePaths,
   writeFileAtomic,
 } from "../state/files.ts";
@@ -522,7 +522,7 @@ export class Supervisor implements WatcherHost {
     // The writer this found last time, while the state naming it is unchanged and it lives
     // (its PID with its start time): no state read, no look at its environment. A thousand
     // services made these reads a third of the idle supervisor's CPU.
-    const key = fileKey(stateFile(this.paths, name));
+    const key = stateFileKey(this.paths, name);
     const seen = this.#writersSeen.get(name);
     if (seen && key && seen.key === key && (await isAlive(seen.writer.pid, seen.writer.start))) {
       return true;
@@ -547,15 +547,5 @@ export class Supervisor implements WatcherHost {
     clearTimeout(this.#idleTimer);
     if (this.#watchers.size > 0) return;
     this.#idleTimer = setTimeout(() => this.#watchers.size === 0 && this.shutdown(), IDLE_EXIT_MS);
-  }
-}
-
-/** Inode, size and mtime of `file` (a rename over it changes them), or undefined. */
-function fileKey(file: string): string | undefined {
-  try {
-    const st = statSync(file, { bigint: true });
-    return `${st.ino}:${st.size}:${st.mtimeNs}`;
-  } catch {
-    return undefined;
   }
 }
