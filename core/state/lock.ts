@@ -91,7 +91,7 @@ async function acquire(
     try {
       held = readFileSync(file, "utf8");
     } catch { /* released between our attempt and the read */ }
-    if (held === undefined) continue; // released between our attempt and the read
+    if (held === undefined) continue;
     const owner = parseOwner(held);
     if (!owner || !(await isAlive(owner.pid, owner.start))) {
       if (await takeOver(paths, file, held)) continue;
