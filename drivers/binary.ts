@@ -27,7 +27,7 @@ import { z } from "zod";
 import { ExitCode, ProvisioningError } from "../core/errors.ts";
 import { defineDriver, driverConfig } from "../core/plugins/api.ts";
 import { rotateIfLarger } from "../core/state/rotate.ts";
-import { cgroupPids, removeCgroup, spawnInCgroup } from "../core/process/cgroup.ts";
+import { cgroupPids, childEntry, removeCgroup, spawnInCgroup } from "../core/process/cgroup.ts";
 import { isAlive, processStartTime, procStat } from "../core/process/identity.ts";
 import { forgetScans, tagOf } from "../core/process/tree.ts";
 import { pause } from "../core/sleep.ts";
@@ -66,6 +66,7 @@ import { readTimedLog } from "../core/state/log_times.ts";
 import {
   drainedLog,
   endLogWriter,
+  launchWithWriter,
   type LogWriter,
   openLogOutput,
 } from "../core/process/log_writer.ts";
@@ -193,12 +194,24 @@ async function spawnService(
   let cgroup = prepareCgroup(ctx.paths, ctx.env, name);
   note(`starting ${name}: ${[path, ...cfg.args].join(" ")}`);
   // Through a writer that keeps the log within [logs]; straight into the file without a bound.
-  const output = svc.logs ? await openLogOutput(ctx.paths, name, log, svc.logs) : undefined;
+  // Where the child may enter its cgroup itself (or there is none), its launcher forks the
+  // writer: one spawn for both.
+  const procs = cgroup ? childEntry(cgroup.dir) : undefined;
+  const launcher = svc.logs && (procs || !cgroup)
+    ? await launchWithWriter(ctx.paths, name, log, svc.logs, procs)
+    : undefined;
+  const output = svc.logs && !launcher
+    ? await openLogOutput(ctx.paths, name, log, svc.logs)
+    : undefined;
   const stdout = output?.fd ?? out;
   const run = (command: string, args: string[]) =>
     spawn(command, args, { cwd, env, detached: true, stdio: ["ignore", stdout, stdout] });
   // In its cgroup from birth: it cannot fork anything before it is tracked.
-  let child = cgroup ? spawnInCgroup(cgroup.dir, path, cfg.args, run) : undefined;
+  let child = launcher
+    ? spawn(launcher.command, launcher.args(path, cfg.args), { cwd, env, stdio: launcher.stdio })
+    : cgroup
+    ? spawnInCgroup(cgroup.dir, path, cfg.args, run)
+    : undefined;
   if (!child) {
     if (cgroup) removeCgroup(cgroup.dir, cgroup.base);
     cgroup = undefined; // we may create it, not enter it: the marker alone tracks this start
@@ -218,9 +231,18 @@ async function spawnService(
   });
   // The child has its copy now; without one (it never ran), the writer reads the end and ends.
   output?.close();
-  if (error) {
+  let writer = output?.writer;
+  let problem = error && spawnProblem(error, path);
+  if (launcher && !error) {
+    writer = await launcher.writer(proc).catch((e: Error) => {
+      problem = e.message;
+      return undefined;
+    });
+  }
+  launcher?.close();
+  if (problem) {
     if (cgroup) removeCgroup(cgroup.dir, cgroup.base);
-    const message = `Cannot start "${name}": ${spawnProblem(error, path)}`;
+    const message = `Cannot start "${name}": ${problem}`;
     note(message);
     throw new ProvisioningError(message, { cause: error });
   }
@@ -232,7 +254,7 @@ async function spawnService(
     log,
     marker,
     ...(cgroup ? { cgroup: cgroup.dir } : {}),
-    ...(output ? { log_writer: output.writer } : {}),
+    ...(writer ? { log_writer: writer } : {}),
   };
   // This start's processes only: the marker with its nonce, the cgroup emptied above.
   const mine: Tracking = { prefix: marker, cgroup, pgid: pid, markers: !cgroup };

@@ -124,13 +124,8 @@ export function spawnInCgroup<T>(
   spawn: (command: string, args: string[]) => T,
 ): T | undefined {
   if (childMayMove) {
-    const procs = join(dir, "cgroup.procs");
-    try {
-      accessSync(procs, constants.W_OK); // a cgroup's file (sh would make one in a plain folder)
-    } catch {
-      return undefined;
-    }
-    return spawn("/bin/sh", ["-c", ENTER, procs, command, ...args]);
+    const procs = childEntry(dir);
+    return procs ? spawn("/bin/sh", ["-c", ENTER, procs, command, ...args]) : undefined;
   }
   const home = cgroupOf("self");
   if (!home) return undefined;
@@ -156,10 +151,31 @@ export function spawnInCgroup<T>(
 /** Whether this process has moved into a service's cgroup and back (see spawnInCgroup). */
 let childMayMove = false;
 
+/**
+ * The `cgroup.procs` file through which a child of ours may enter the cgroup `dir` itself (a
+ * launcher writes `$$` into it, then execs: {@linkcode ENTER_STEP}); undefined until one
+ * {@linkcode spawnInCgroup} has shown that it may, or when `dir` is not a cgroup.
+ */
+export function childEntry(dir: string): string | undefined {
+  if (!childMayMove) return undefined;
+  const procs = join(dir, "cgroup.procs");
+  try {
+    accessSync(procs, constants.W_OK); // a cgroup's file (sh would make one in a plain folder)
+    return procs;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A step of a launcher script: enter the cgroup whose `cgroup.procs` is `$procs` (none when
+ * empty; exit code 125, with a line on stderr, when it refuses).
+ */
+export const ENTER_STEP = 'if [ -n "$procs" ]; then echo $$ 2>/dev/null >"$procs" || ' +
+  '{ echo "cannot enter the cgroup of $procs" >&2; exit 125; }; fi';
+
 /** `sh -c ENTER <cgroup.procs> <command> <args...>`: enter the cgroup, then become the command. */
-const ENTER =
-  'echo $$ 2>/dev/null >"$0" || { echo "cannot enter the cgroup of $0" >&2; exit 125; }; ' +
-  'exec "$@"';
+const ENTER = `procs=$0; ${ENTER_STEP}; exec "$@"`;
 
 /** The live processes of the cgroup `dir` (zombies are not listed); none when it does not exist. */
 export function cgroupPids(dir: string): number[] {

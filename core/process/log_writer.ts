@@ -9,7 +9,10 @@
  * opened read-write, so the service itself holds a read end: a writer that dies (even `kill -9`)
  * never costs the service a SIGPIPE. The FIFO then fills and the service waits on its next write
  * until a new writer reads the FIFO again ({@linkcode respawnLogWriter}, which the
- * supervisor runs for the services it watches), and nothing is lost. A writer reads with
+ * supervisor runs for the services it watches), and nothing is lost. Where the machine has
+ * `env` and `setsid`, the service's own launcher forks its writer ({@linkcode launchWithWriter}):
+ * one spawn a start instead of two, the writer then a child of the service (reaped by init once
+ * the service has ended). A writer reads with
  * `head -c <room>`, which takes exactly the bytes that fit, then renames `.log` → `.log.1` (and
  * `.1` → `.2` … up to `keep`): no copy, no truncation, no lost lines. It ends when the service
  * and everything it forked have closed the FIFO, after writing what they wrote last.
@@ -19,12 +22,13 @@
  *
  * @module
  */
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { closeSync, constants, lstatSync, mkdirSync, openSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { StatePaths } from "../types.ts";
 import { isAlive, processStartTime } from "./identity.ts";
 import { tagOf } from "./tree.ts";
+import { ENTER_STEP } from "./cgroup.ts";
 
 /** Set in a log writer's environment to the log file it writes (finds it, proves it ours). */
 export const LOG_WRITER_VARIABLE = "PROVISIONING_LOG_WRITER";
@@ -68,30 +72,44 @@ done
  * either by preloading GNU's `libstdbuf.so` into the writer (no extra exec per `head`) or through
  * `stdbuf -o0`; `append` (`cat`) without them. Asked once per process.
  */
-let tools: Promise<{ exact: boolean; unbuffered: string; preload?: string }> | undefined;
+let tools: Promise<WriterTools> | undefined;
+
+/** What a writer runs with on this machine (see {@linkcode writerTools}). */
+interface WriterTools {
+  exact: boolean;
+  unbuffered: string;
+  preload?: string;
+  /** `env` and `setsid`, for a writer forked by its service's launcher ({@linkcode launchWithWriter}). */
+  launcher?: { env: string; setsid: string };
+}
 const LIBSTDBUF = [
   "/usr/libexec/coreutils/libstdbuf.so",
   "/usr/lib/coreutils/libstdbuf.so",
   "/usr/lib64/coreutils/libstdbuf.so",
   "/usr/local/libexec/coreutils/libstdbuf.so",
 ];
-function writerTools(): Promise<{ exact: boolean; unbuffered: string; preload?: string }> {
+function writerTools(): Promise<WriterTools> {
   const gnu = (cmd: string) =>
     new Promise<boolean>((resolve) =>
       execFile(cmd, ["--version"], (error, stdout) => resolve(!error && /GNU/.test(stdout)))
     );
-  return tools ??= Promise.all([gnu("head"), gnu("stdbuf")]).then(([head, stdbuf]) => {
-    if (!head || !stdbuf) return { exact: false, unbuffered: "" };
-    const preload = LIBSTDBUF.find((f) => {
+  const file = (paths: string[]) =>
+    paths.find((f) => {
       try {
         return lstatSync(f).isFile();
       } catch {
         return false;
       }
     });
+  return tools ??= Promise.all([gnu("head"), gnu("stdbuf")]).then(([head, stdbuf]) => {
+    const env = file(["/usr/bin/env", "/bin/env"]);
+    const setsid = file(["/usr/bin/setsid", "/bin/setsid", "/usr/sbin/setsid"]);
+    const launcher = env && setsid ? { env, setsid } : undefined;
+    if (!head || !stdbuf) return { exact: false, unbuffered: "", launcher };
+    const preload = file(LIBSTDBUF);
     return preload
-      ? { exact: true, unbuffered: "", preload }
-      : { exact: true, unbuffered: "stdbuf -o0" };
+      ? { exact: true, unbuffered: "", preload, launcher }
+      : { exact: true, unbuffered: "stdbuf -o0", launcher };
   });
 }
 
@@ -182,32 +200,11 @@ async function spawnReading(
   home: string,
 ): Promise<LogWriter> {
   const t = await writerTools();
-  const child = spawn(
-    "/bin/sh",
-    [
-      "-c",
-      SCRIPT,
-      "log-writer",
-      log,
-      String(bound.max_size),
-      String(bound.keep),
-      String(sizeOf(log)),
-      t.exact ? "exact" : "append",
-      t.unbuffered,
-    ],
-    {
-      detached: true, // its own session: a Ctrl+C of the CLI or a stop of the group spares it
-      stdio: [input, "ignore", "ignore"],
-      env: {
-        PATH: "/usr/local/bin:/usr/bin:/bin",
-        LC_ALL: "C",
-        [LOG_WRITER_VARIABLE]: log,
-        PROVISIONING_HOME: home,
-        // What `stdbuf -o0` sets up, without its exec on every `head`.
-        ...(t.preload ? { LD_PRELOAD: t.preload, _STDBUF_O: "0" } : {}),
-      },
-    },
-  );
+  const child = spawn("/bin/sh", ["-c", SCRIPT, ...writerArgs(t, log, bound)], {
+    detached: true, // its own session: a Ctrl+C of the CLI or a stop of the group spares it
+    stdio: [input, "ignore", "ignore"],
+    env: writerEnv(t, log, home),
+  });
   // Spawning is synchronous (fork and exec happen within `spawn`): its pid is known now, and
   // the caller may close its copy of the FIFO at once; not waiting for the "spawn" event saves
   // a turn of the event loop on every start.
@@ -217,6 +214,55 @@ async function spawnReading(
   child.unref();
   return { pid, start: (await processStartTime(pid)) ?? "" };
 }
+
+/** The arguments after `sh -c SCRIPT`. */
+function writerArgs(t: WriterTools, log: string, bound: LogBound): string[] {
+  return [
+    "log-writer",
+    log,
+    String(bound.max_size),
+    String(bound.keep),
+    String(sizeOf(log)),
+    t.exact ? "exact" : "append",
+    t.unbuffered,
+  ];
+}
+
+/** A writer's whole environment: nothing of the service's (no secrets, no marker). */
+function writerEnv(t: WriterTools, log: string, home: string): Record<string, string> {
+  return {
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    LC_ALL: "C",
+    [LOG_WRITER_VARIABLE]: log,
+    PROVISIONING_HOME: home,
+    // What `stdbuf -o0` sets up, without its exec on every `head`.
+    ...(t.preload ? { LD_PRELOAD: t.preload, _STDBUF_O: "0" } : {}),
+  };
+}
+
+/**
+ * `setsid sh -c LAUNCH launch <fifo> <cgroup.procs or ""> <env> <setsid> <home> <preload or "">
+ * <the writer's 7 arguments> <command> <args...>`, its stdout a pipe, in a session of its own
+ * (`setsid` execs: the PID stays): fork the writer into a session of its own too with exactly
+ * its environment (`env -i … setsid sh -c SCRIPT`: not in the service's cgroup, group or
+ * environment) reading the FIFO, open the FIFO read-write as stderr, enter the cgroup, print the
+ * writer's PID on the pipe, point stdout at the FIFO too, and become the command. Once the PID
+ * is printed the service is where it will be tracked (its session, its cgroup). The writer
+ * holds no write end of its FIFO (it would never see the end); its read-only open cannot block:
+ * the caller holds the FIFO read-write until the PID comes, and the launcher from then on.
+ */
+const LAUNCH = `fifo=$1 procs=$2 env=$3 setsid=$4 home=$5 preload=$6; shift 6
+"$env" -i PATH=/usr/local/bin:/usr/bin:/bin LC_ALL=C ${LOG_WRITER_VARIABLE}="$2" \
+  PROVISIONING_HOME="$home" \${preload:+LD_PRELOAD="$preload" _STDBUF_O=0} \
+  "$setsid" /bin/sh -c '${SCRIPT.replaceAll("'", "'\\''")}' "$1" "$2" "$3" "$4" "$5" "$6" "$7" \
+  <"$fifo" >/dev/null 2>&1 &
+w=$!
+shift 7
+exec 2<>"$fifo"
+${ENTER_STEP}
+echo "$w"
+exec 1>&2
+exec "$@"`;
 
 /** The size of `file` now (0 when missing), never through a link. */
 function sizeOf(file: string): number {
@@ -248,6 +294,84 @@ export async function openLogOutput(
   // Read-write for the service too: it holds a read end of its own output (no SIGPIPE ever).
   const { writer, fd } = await spawnWriter(await ensurePipe(paths, name), log, bound, paths.home);
   return { fd, writer, close: () => closeSync(fd) };
+}
+
+/**
+ * A start whose launcher forks the writer ({@linkcode launchWithWriter}): spawn
+ * `command`/`args(…)` with `stdio` (not detached: the launcher makes its session), ask
+ * `writer(child)`, then `close()`.
+ */
+export interface LaunchWithWriter {
+  command: string;
+  /** The launcher's arguments that end in `command` and `args`. */
+  args(command: string, args: string[]): string[];
+  /**
+   * The child's stdin, stdout (the pipe the PID comes back on) and stderr. No more: under Deno a
+   * fourth descriptor, like `detached`, costs a fork of the whole runtime instead of a
+   * `posix_spawn` (4 ms instead of 1 with a 150 MiB heap, measured here); the launcher makes
+   * its own session instead.
+   */
+  stdio: ["ignore", "pipe", "ignore"];
+  /** The writer the launcher forked, once it has said which; rejects when it said nothing. */
+  writer(child: ChildProcess): Promise<LogWriter>;
+  /** Close our write end (once {@linkcode LaunchWithWriter.writer} has settled). */
+  close(): void;
+}
+
+/**
+ * Open the way from a new start of `name` to its log with a writer that the service's own
+ * launcher forks (`sh`, before it becomes the service): one spawn for the two, and the fork of
+ * the writer happens in that small `sh`, not in our runtime (a spawn from the supervisor, a
+ * dozen threads and tens of MiB, blocks its event loop a millisecond and more; with two a start
+ * the spawns were most of its time in a 200-service bring-up, `deno task bench scale`). `procs`:
+ * the `cgroup.procs` the launcher enters after forking the writer (see `childEntry`), or none.
+ * Undefined where the machine lacks `env` or `setsid` ({@linkcode openLogOutput} then).
+ */
+export async function launchWithWriter(
+  paths: StatePaths,
+  name: string,
+  log: string,
+  bound: LogBound,
+  procs: string | undefined,
+): Promise<LaunchWithWriter | undefined> {
+  const t = await writerTools();
+  if (!t.launcher) return undefined;
+  const fifo = await ensurePipe(paths, name);
+  // Held until the launcher holds the FIFO itself: the writer never finds it without a writer.
+  const fd = openSync(fifo, constants.O_RDWR | constants.O_NOFOLLOW);
+  const { env, setsid } = t.launcher;
+  const head = [fifo, procs ?? "", env, setsid, paths.home, t.preload ?? ""];
+  return {
+    command: setsid,
+    args: (command, args) => [
+      "/bin/sh",
+      "-c",
+      LAUNCH,
+      "launch",
+      ...head,
+      ...writerArgs(t, log, bound),
+      command,
+      ...args,
+    ],
+    stdio: ["ignore", "pipe", "ignore"],
+    writer: (child) =>
+      new Promise<LogWriter>((resolve, reject) => {
+        const out = child.stdout;
+        if (!out) return reject(new Error(`cannot start the log writer of ${log}`));
+        let text = "";
+        out.setEncoding("utf8");
+        out.on("data", (d: string) => (text += d));
+        out.on("error", () => {});
+        out.once("close", async () => {
+          const pid = Number(text.trim());
+          if (!Number.isInteger(pid) || pid <= 0) {
+            return reject(new Error(`cannot start the log writer of ${log}`));
+          }
+          resolve({ pid, start: (await processStartTime(pid)) ?? "" });
+        });
+      }),
+    close: () => closeSync(fd),
+  };
 }
 
 /** Whether the recorded writer of `log` still runs (the PID is that very writer). */

@@ -43,14 +43,8 @@ export function close(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  const server = createServer();
-  const port = await listen(server);
-  await close(server);
-  return port;
-}
+import { freePort } from "../_ports.ts";
+export { freePort };
 
 /** Whether `pid` no longer runs: no /proc entry, or a zombie awaiting its reaper. */
 export async function pidGone(pid: number): Promise<boolean> {

@@ -8,7 +8,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DockerEngine, engineEndpoint } from "../../drivers/docker/_api.ts";
@@ -105,17 +104,8 @@ function postRaw(path: string, body: Uint8Array): Promise<void> {
   });
 }
 
-/** A free TCP port on 127.0.0.1 (listen on 0, note it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "../_ports.ts";
+export { freePort };
 
 /** A busybox httpd on 127.0.0.1:PORT that exits 0 on SIGTERM (PID 1 has no default handler). */
 export function httpdCommand(port: number, verbose = true): string[] {

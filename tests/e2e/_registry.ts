@@ -11,7 +11,6 @@
 import { type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "smol-toml";
@@ -50,17 +49,8 @@ export interface ServiceSpec {
   shutdownTimeout?: number;
 }
 
-/** A free TCP port on 127.0.0.1: listen on port 0, note the port, close. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from "../_ports.ts";
+export { freePort };
 
 /** Live (non-zombie) processes with `arg` as one of their exact command-line arguments. */
 export async function pidsWithArg(arg: string): Promise<number[]> {
