@@ -239,8 +239,14 @@ async function spawnService(
       return undefined;
     });
   }
-  launcher?.close();
   if (problem) {
+    if (launcher && !error) {
+      // The launcher may have become the service before its writer failed: end it.
+      try {
+        process.kill(-proc.pid!, "SIGKILL");
+      } catch { /* never got that far */ }
+      await within(exited, 1000);
+    }
     if (cgroup) removeCgroup(cgroup.dir, cgroup.base);
     const message = `Cannot start "${name}": ${problem}`;
     note(message);

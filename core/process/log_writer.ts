@@ -24,7 +24,7 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { closeSync, constants, lstatSync, mkdirSync, openSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { StatePaths } from "../types.ts";
 import { isAlive, processStartTime } from "./identity.ts";
 import { tagOf } from "./tree.ts";
@@ -240,27 +240,33 @@ function writerEnv(t: WriterTools, log: string, home: string): Record<string, st
   };
 }
 
+/** The writer as the launcher forks it: it says its PID once it is itself, then writes. */
+const REPORTING = `echo $$; exec >/dev/null\n${SCRIPT}`;
+
 /**
  * `setsid sh -c LAUNCH launch <fifo> <cgroup.procs or ""> <env> <setsid> <home> <preload or "">
  * <the writer's 7 arguments> <command> <args...>`, its stdout a pipe, in a session of its own
- * (`setsid` execs: the PID stays): fork the writer into a session of its own too with exactly
- * its environment (`env -i … setsid sh -c SCRIPT`: not in the service's cgroup, group or
- * environment) reading the FIFO, open the FIFO read-write as stderr, enter the cgroup, print the
- * writer's PID on the pipe, point stdout at the FIFO too, and become the command. Once the PID
- * is printed the service is where it will be tracked (its session, its cgroup). The writer
- * holds no write end of its FIFO (it would never see the end); its read-only open cannot block:
- * the caller holds the FIFO read-write until the PID comes, and the launcher from then on.
+ * (`setsid` execs: the PID stays). It makes the FIFO where there is none (a file or a link in
+ * its place is removed, never written through), opens it read-write as stderr, forks the writer
+ * (`env -i … setsid sh -c REPORTING`: a session of its own, exactly its environment, not in the
+ * service's cgroup) reading the FIFO, enters the cgroup, points stdout at the FIFO, and becomes
+ * the command. The writer prints its PID on the pipe once it is itself (its environment and
+ * session its own), and closes it: the pipe ends when both have let go of it, and by then the
+ * service is where it will be tracked (its session, its cgroup) and the writer is no part of it.
+ * The writer's read-only open cannot block (the launcher holds the FIFO read-write), and it
+ * holds no write end (it would never see the end). A failure of the launcher is one line on the
+ * pipe instead of a PID.
  */
 const LAUNCH = `fifo=$1 procs=$2 env=$3 setsid=$4 home=$5 preload=$6; shift 6
+if [ -h "$fifo" ] || { [ -e "$fifo" ] && [ ! -p "$fifo" ]; }; then rm -f "$fifo"; fi
+[ -p "$fifo" ] || mkfifo -m 600 "$fifo" 2>/dev/null || { echo "mkfifo failed"; exit 126; }
+exec 2<>"$fifo" || { echo "cannot open it"; exit 126; }
 "$env" -i PATH=/usr/local/bin:/usr/bin:/bin LC_ALL=C ${LOG_WRITER_VARIABLE}="$2" \
   PROVISIONING_HOME="$home" \${preload:+LD_PRELOAD="$preload" _STDBUF_O=0} \
-  "$setsid" /bin/sh -c '${SCRIPT.replaceAll("'", "'\\''")}' "$1" "$2" "$3" "$4" "$5" "$6" "$7" \
-  <"$fifo" >/dev/null 2>&1 &
-w=$!
+  "$setsid" /bin/sh -c '${REPORTING.replaceAll("'", "'\\''")}' "$1" "$2" "$3" "$4" "$5" "$6" "$7" \
+  <"$fifo" 2>/dev/null &
 shift 7
-exec 2<>"$fifo"
 ${ENTER_STEP}
-echo "$w"
 exec 1>&2
 exec "$@"`;
 
@@ -298,8 +304,8 @@ export async function openLogOutput(
 
 /**
  * A start whose launcher forks the writer ({@linkcode launchWithWriter}): spawn
- * `command`/`args(…)` with `stdio` (not detached: the launcher makes its session), ask
- * `writer(child)`, then `close()`.
+ * `command`/`args(…)` with `stdio` (not detached: the launcher makes its session), then ask
+ * `writer(child)`.
  */
 export interface LaunchWithWriter {
   command: string;
@@ -314,8 +320,6 @@ export interface LaunchWithWriter {
   stdio: ["ignore", "pipe", "ignore"];
   /** The writer the launcher forked, once it has said which; rejects when it said nothing. */
   writer(child: ChildProcess): Promise<LogWriter>;
-  /** Close our write end (once {@linkcode LaunchWithWriter.writer} has settled). */
-  close(): void;
 }
 
 /**
@@ -336,9 +340,8 @@ export async function launchWithWriter(
 ): Promise<LaunchWithWriter | undefined> {
   const t = await writerTools();
   if (!t.launcher) return undefined;
-  const fifo = await ensurePipe(paths, name);
-  // Held until the launcher holds the FIFO itself: the writer never finds it without a writer.
-  const fd = openSync(fifo, constants.O_RDWR | constants.O_NOFOLLOW);
+  const fifo = logPipe(paths, name);
+  mkdirSync(dirname(fifo), { recursive: true, mode: 0o700 });
   const { env, setsid } = t.launcher;
   const head = [fifo, procs ?? "", env, setsid, paths.home, t.preload ?? ""];
   return {
@@ -363,14 +366,15 @@ export async function launchWithWriter(
         out.on("data", (d: string) => (text += d));
         out.on("error", () => {});
         out.once("close", async () => {
-          const pid = Number(text.trim());
-          if (!Number.isInteger(pid) || pid <= 0) {
-            return reject(new Error(`cannot start the log writer of ${log}`));
+          const said = text.trim();
+          const pid = Number(said);
+          if (!/^\d+$/.test(said) || pid <= 0) {
+            const why = said ? ` (its pipe ${fifo}: ${said})` : "";
+            return reject(new Error(`cannot start the log writer of ${log}${why}`));
           }
           resolve({ pid, start: (await processStartTime(pid)) ?? "" });
         });
       }),
-    close: () => closeSync(fd),
   };
 }
 

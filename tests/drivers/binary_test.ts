@@ -273,6 +273,52 @@ Deno.test("binary.start() runs the service in its own session and process group"
   });
 });
 
+Deno.test("the second start on, the service's launcher forks its log writer: its own session, outside the service's cgroup, group and environment", async () => {
+  await withHome(async (ctx, _dir, track) => {
+    ctx.env.SECRET_TOKEN = "s3cr3t-value";
+    const svc = service("fork", sh("echo hello; exec sleep 30"));
+    const first = await launched(ctx, svc); // the first spawn shows the child may enter cgroups
+    track(first.pid);
+    await stopped(ctx, svc);
+    const handle = await launched(ctx, svc);
+    track(handle.pid);
+    const writer = handle.data.log_writer!;
+    track(writer.pid);
+    const stat = (pid: number) => readFile(`/proc/${pid}/stat`, "utf8").then(parseProcStat);
+    const [leader, own, w] = [
+      await stat(handle.pid),
+      await stat(process.pid),
+      await stat(writer.pid),
+    ];
+    // Where start() returns, both are where they will stay.
+    assert.equal(leader!.sid, handle.pid);
+    assert.equal(leader!.pgid, handle.pid);
+    assert.notEqual(leader!.sid, own!.sid);
+    assert.equal(w!.ppid, handle.pid, "forked by the launcher that became the service");
+    assert.equal(w!.sid, writer.pid, "the writer leads a session of its own");
+    assert.equal(w!.pgid, writer.pid);
+    assert.equal(writer.start, w!.startTime);
+    const environ = await readFile(`/proc/${writer.pid}/environ`, "utf8");
+    assert.equal(tagOf(writer.pid, SERVICE_ID_VARIABLE), undefined, "no marker");
+    assert.ok(!environ.includes("s3cr3t-value"), "none of the service's environment");
+    const cgroupOf = (pid: number) => readFile(`/proc/${pid}/cgroup`, "utf8");
+    if (handle.data.cgroup) {
+      assert.notEqual(await cgroupOf(writer.pid), await cgroupOf(handle.pid));
+      assert.ok(
+        !cgroupPids(handle.data.cgroup).includes(writer.pid),
+        "not in the service's cgroup",
+      );
+    }
+    // It holds no write end of its FIFO, so it ends once the service has, after the last line.
+    await until(async () => (await readLog(ctx, "fork")).includes("hello"), "the line in the log");
+    await stopped(ctx, svc);
+    await until(
+      () => isAlive(writer.pid, writer.start).then((alive) => !alive),
+      "the writer's end",
+    );
+  });
+});
+
 Deno.test("relative binary_path and working_dir resolve against ctx.cwd, not process.cwd()", async () => {
   await withHome(async (ctx, dir, track) => {
     await mkdir(join(dir, "app"));
