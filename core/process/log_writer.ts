@@ -11,8 +11,7 @@
  * until a new writer reads the FIFO again ({@linkcode respawnLogWriter}, which the
  * supervisor runs for the services it watches), and nothing is lost. Where the machine has
  * `env` and `setsid`, the service's own launcher forks its writer ({@linkcode launchWithWriter}):
- * one spawn a start instead of two, the writer then a child of the service (reaped by init once
- * the service has ended). A writer reads with
+ * one spawn a start instead of two (the writer then a child of init, not of the supervisor). A writer reads with
  * `head -c <room>`, which takes exactly the bytes that fit, then renames `.log` → `.log.1` (and
  * `.1` → `.2` … up to `keep`): no copy, no truncation, no lost lines. It ends when the service
  * and everything it forked have closed the FIFO, after writing what they wrote last.
@@ -247,10 +246,11 @@ const REPORTING = `echo $$; exec >/dev/null\n${SCRIPT}`;
  * `setsid sh -c LAUNCH launch <fifo> <cgroup.procs or ""> <env> <setsid> <home> <preload or "">
  * <the writer's 7 arguments> <command> <args...>`, its stdout a pipe, in a session of its own
  * (`setsid` execs: the PID stays). It makes the FIFO where there is none (a file or a link in
- * its place is removed, never written through), opens it read-write as stderr, forks the writer
+ * its place is removed, never written through), opens it read-write as stderr, starts the writer
  * (`env -i … setsid sh -c REPORTING`: a session of its own, exactly its environment, not in the
- * service's cgroup) reading the FIFO, enters the cgroup, points stdout at the FIFO, and becomes
- * the command. The writer prints its PID on the pipe once it is itself (its environment and
+ * service's cgroup) reading the FIFO from a subshell that exits at once, enters the cgroup,
+ * points stdout at the FIFO, and becomes the command. So the writer is no child of the service
+ * (a service that waits for all its children, or reaps any, never meets it); init reaps it. The writer prints its PID on the pipe once it is itself (its environment and
  * session its own), and closes it: the pipe ends when both have let go of it, and by then the
  * service is where it will be tracked (its session, its cgroup) and the writer is no part of it.
  * The writer's read-only open cannot block (the launcher holds the FIFO read-write), and it
@@ -261,10 +261,10 @@ const LAUNCH = `fifo=$1 procs=$2 env=$3 setsid=$4 home=$5 preload=$6; shift 6
 if [ -h "$fifo" ] || { [ -e "$fifo" ] && [ ! -p "$fifo" ]; }; then rm -f "$fifo"; fi
 [ -p "$fifo" ] || mkfifo -m 600 "$fifo" 2>/dev/null || { echo "mkfifo failed"; exit 126; }
 exec 2<>"$fifo" || { echo "cannot open it"; exit 126; }
-"$env" -i PATH=/usr/local/bin:/usr/bin:/bin LC_ALL=C ${LOG_WRITER_VARIABLE}="$2" \
+( "$env" -i PATH=/usr/local/bin:/usr/bin:/bin LC_ALL=C ${LOG_WRITER_VARIABLE}="$2" \
   PROVISIONING_HOME="$home" \${preload:+LD_PRELOAD="$preload" _STDBUF_O=0} \
   "$setsid" /bin/sh -c '${REPORTING.replaceAll("'", "'\\''")}' "$1" "$2" "$3" "$4" "$5" "$6" "$7" \
-  <"$fifo" 2>/dev/null &
+  <"$fifo" 2>/dev/null & )
 shift 7
 ${ENTER_STEP}
 exec 1>&2
