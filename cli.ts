@@ -13,13 +13,14 @@ import type { Run } from "./cli/commands/_common.ts";
 import { expandHelp } from "./cli/help.ts";
 import { loadLib } from "./cli/commands/_lib.ts";
 import { buildProgram, fail, hoistGlobalOptions, onlyHelp, print } from "./cli/run.ts";
+import { writeLine } from "./cli/stdout.ts";
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   // The one runner: actions return their result, it is printed here and nowhere else.
   const run: Run = (action) => async (...args) => {
     const cmd = args.at(-1) as Command;
-    const res = await action((line) => console.log(line), ...args);
+    const res = await action(writeLine, ...args);
     exitCode = print(res, !!cmd.opts().json);
   };
   try {

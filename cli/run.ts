@@ -22,6 +22,7 @@ import { servicesCommand } from "./commands/services.ts";
 import { supervisorCommand } from "./commands/supervisor.ts";
 import { whyCommand } from "./commands/why.ts";
 import { addExamples } from "./help.ts";
+import { stdoutIsTTY, writeLine, writeOut } from "./stdout.ts";
 
 const GROUPS = [
   platformCommand,
@@ -47,6 +48,13 @@ export function buildProgram(run: Run): Command {
       "print the version and the commit it was built from",
     )
     .exitOverride()
+    .configureOutput({
+      writeOut,
+      // As commander's own, without asking process.stdout unless it is a terminal.
+      // (Undefined: commander's own width for what is no terminal; its type says number.)
+      getOutHelpWidth: () => (stdoutIsTTY() ? process.stdout.columns : undefined) as number,
+      getOutHasColors: () => colorWanted() ?? (stdoutIsTTY() && !!process.stdout.hasColors?.()),
+    })
     .showSuggestionAfterError()
     .helpCommand("help [command...]", "show a command's help and examples");
   for (const group of GROUPS) group(program, run);
@@ -56,12 +64,20 @@ export function buildProgram(run: Run): Command {
   return program;
 }
 
-const json = (doc: unknown) => console.log(JSON.stringify(doc, null, 2));
+/** NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE as commander reads them; undefined when none says. */
+function colorWanted(): boolean | undefined {
+  const env = process.env;
+  if (env.NO_COLOR || env.FORCE_COLOR === "0" || env.FORCE_COLOR === "false") return false;
+  if (env.FORCE_COLOR || env.CLICOLOR_FORCE !== undefined) return true;
+  return undefined;
+}
+
+const json = (doc: unknown) => writeLine(JSON.stringify(doc, null, 2));
 
 /** Print a result: `doc` as JSON with `--json` (when it has one), else `text`; its exit code. */
 export function print(res: CommandResult, asJson: boolean): number {
   if (asJson && res.doc !== undefined) json(res.doc);
-  else if (res.text !== undefined) console.log(res.text);
+  else if (res.text !== undefined) writeLine(res.text);
   return res.exitCode ?? ExitCode.ok;
 }
 

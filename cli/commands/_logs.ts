@@ -20,6 +20,7 @@ import {
   open,
   type Out,
 } from "./_common.ts";
+import { stdoutIsTTY } from "../stdout.ts";
 
 /** The flags of `logs`. */
 export interface LogsFlags extends Common {
@@ -38,7 +39,7 @@ export const sinceArg = (value: string): number => parseSince(value);
 const PALETTE = [36, 33, 32, 35, 34, 96, 93, 92, 95, 94];
 
 /** As `cli/render/text.ts` decides: colour on a TTY only, never with NO_COLOR (`--no-color`). */
-export const useColor = (): boolean => !process.env.NO_COLOR && !!process.stdout.isTTY;
+export const useColor = (): boolean => !process.env.NO_COLOR && stdoutIsTTY();
 
 /**
  * The prefix of a line of each of `names`: the name padded to the longest and `| `, in the

@@ -21,6 +21,7 @@ import {
   type Run,
 } from "./_common.ts";
 import { logs, type LogsFlags, sinceArg } from "./_logs.ts";
+import { stdoutIsTTY } from "../stdout.ts";
 
 /** Print progress (text) or collect events (JSON) while a lifecycle operation runs. */
 export async function runLifecycle(
@@ -29,7 +30,7 @@ export async function runLifecycle(
   fn: (onEvent: (e: LifecycleEvent) => void) => Promise<LifecycleResult>,
 ): Promise<CommandResult> {
   const events: LifecycleEvent[] = [];
-  const tty = !!process.stdout.isTTY;
+  const tty = stdoutIsTTY();
   // Long waits are not silent: live lines on a terminal, a line every 5 s elsewhere.
   const live = o.json || o.quiet ? undefined : new LiveProgress(
     tty ? (text) => process.stdout.write(text) : (text) => text.trimEnd().split("\n").forEach(out),

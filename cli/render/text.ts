@@ -4,8 +4,9 @@
  *
  * @module
  */
+import { stdoutIsTTY } from "../stdout.ts";
 
-const useColor = () => !process.env.NO_COLOR && !!process.stdout.isTTY;
+const useColor = () => !process.env.NO_COLOR && stdoutIsTTY();
 const paint = (code: number) => (s: string) => useColor() ? `\x1b[${code}m${s}\x1b[0m` : s;
 export const bold = paint(1);
 export const dim = paint(2);
