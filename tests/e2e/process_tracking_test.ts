@@ -486,8 +486,21 @@ Deno.test({
       const handle = await launch(p.store, binaryDriver, svc, p.context()) as BinaryHandle;
       const dir = String((await readState(p.paths, "hidden"))?.handle?.cgroup);
       const procs = () => readFileSync(join(dir, "cgroup.procs"), "utf8").trim().split("\n");
-      await until(() => procs().length === 2, "the leader and the hidden child");
-      const hidden = procs().map(Number).find((pid) => pid !== handle.pid)!;
+      const cmdline = (pid: number) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+        } catch {
+          return "";
+        }
+      };
+      const hiddenChild = () => procs().map(Number).find((pid) => pid !== handle.pid);
+      // Counted in the cgroup from its fork, the child clears its environment only with its exec
+      // of `env -i`: look at its marker once it runs `sleep 301`, past `env` and `setsid`.
+      await until(
+        () => procs().length === 2 && cmdline(hiddenChild() ?? 0) === "/bin/sleep\0" + "301\0",
+        "the leader and the hidden child, running sleep 301",
+      );
+      const hidden = hiddenChild()!;
       assert.deepEqual(marked(sb, "hidden"), [handle.pid], "the hidden child carries no marker");
       await binaryDriver.stop(svc, p.context());
       assert.equal(await isAlive(hidden), false);
