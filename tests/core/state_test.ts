@@ -465,15 +465,20 @@ Deno.test("withLock() gives up after waitMs naming the pid that holds the lock",
   });
 });
 
-/** A separate deno process that takes the lock, says "held", and keeps it until stdin closes. */
+/**
+ * A separate deno process that takes the lock, says "held", and keeps it until stdin closes;
+ * then, still holding it, it appends "releasing" to `<home>/order` (a file: what it prints
+ * reaches us later than a waiter may take the lock).
+ */
 function lockHolder(home: string) {
   const code = `
+    import { appendFileSync } from "node:fs";
     import { statePaths } from "./core/state/files.ts";
     import { withLock } from "./core/state/lock.ts";
     await withLock(statePaths(${JSON.stringify(home)}), "api", async () => {
       console.log("held");
       for await (const _ of process.stdin) { /* wait for EOF */ }
-      console.log("releasing");
+      appendFileSync(${JSON.stringify(join(home, "order"))}, "releasing\\n");
     });`;
   const child = spawn(Deno.execPath(), ["eval", "--ext=ts", code], {
     cwd: ROOT,
@@ -501,9 +506,9 @@ Deno.test("withLock() waits for a lock held by another process until it is relea
     try {
       await holder.said("held");
       let releasedFirst: boolean | undefined;
-      const waiting = withLock(paths, "api", () => {
-        releasedFirst = holder.output().includes("releasing");
-        return Promise.resolve();
+      const waiting = withLock(paths, "api", async () => {
+        releasedFirst = (await readFile(join(paths.home, "order"), "utf8").catch(() => ""))
+          .includes("releasing");
       }, { waitMs: 20_000 });
       holder.child.stdin!.end();
       await waiting;
