@@ -121,10 +121,13 @@ Deno.test("300 services in a random DAG start in order, survive a crash of one, 
       const old = pids.get(victim)!;
       Deno.kill(old, "SIGKILL");
       let now: number | undefined;
+      // Restarted means running again: its new pid is on record from the spawn ("starting"),
+      // and "running" once its check has passed.
       await until(
         async () => {
-          now = (await readState(p.paths, victim))?.pid;
-          return !!now && now !== old && (await isAlive(now)) &&
+          const st = await readState(p.paths, victim);
+          now = st?.pid;
+          return !!now && now !== old && st?.status === "running" && (await isAlive(now)) &&
             (await cmdline(now)).join(" ") === PROGRAM.join(" ");
         },
         `${victim} to run again under a new pid (killed ${old})`,
