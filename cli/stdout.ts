@@ -1,8 +1,9 @@
 /**
  * The CLI's standard output. Into a pipe, a file or a socket it writes straight to fd 1: Node
- * makes `process.stdout` a stream on first use, and the stream's modules cost ~4 ms of a
- * 120 ms `--help` of the bundle (`deno task bench runtimes`). A terminal (and anything else that
- * is a character device, as `/dev/null`) gets `process.stdout`: its width, its colours.
+ * makes `process.stdout` a stream on first use, and the stream's modules cost 7-10 ms of a
+ * 130 ms `--help` of the bundle into a pipe (an A/B of two bundles, docs/benchmarks.md). A
+ * terminal (and any other character device, as `/dev/null`) gets `process.stdout`: its width,
+ * its colours.
  *
  * @module
  */

@@ -10,9 +10,9 @@
  * never costs the service a SIGPIPE. The FIFO then fills and the service waits on its next write
  * until a new writer reads the FIFO again ({@linkcode respawnLogWriter}, which the
  * supervisor runs for the services it watches), and nothing is lost. Where the machine has
- * `env` and `setsid`, the service's own launcher forks its writer ({@linkcode launchWithWriter}):
- * one spawn a start instead of two (the writer then a child of init, not of the supervisor). A writer reads with
- * `head -c <room>`, which takes exactly the bytes that fit, then renames `.log` → `.log.1` (and
+ * `env` and `setsid`, the service's own launcher starts its writer ({@linkcode launchWithWriter}):
+ * one spawn a start instead of two (the writer then a child of init, not of the supervisor). A
+ * writer reads with `head -c <room>`, which takes exactly the bytes that fit, then renames `.log` → `.log.1` (and
  * `.1` → `.2` … up to `keep`): no copy, no truncation, no lost lines. It ends when the service
  * and everything it forked have closed the FIFO, after writing what they wrote last.
  *
@@ -78,7 +78,7 @@ interface WriterTools {
   exact: boolean;
   unbuffered: string;
   preload?: string;
-  /** `env` and `setsid`, for a writer forked by its service's launcher ({@linkcode launchWithWriter}). */
+  /** `env` and `setsid`: its service's launcher starts it ({@linkcode launchWithWriter}). */
   launcher?: { env: string; setsid: string };
 }
 const LIBSTDBUF = [
@@ -227,7 +227,10 @@ function writerArgs(t: WriterTools, log: string, bound: LogBound): string[] {
   ];
 }
 
-/** A writer's whole environment: nothing of the service's (no secrets, no marker). */
+/**
+ * A writer's whole environment: nothing of the service's (no secrets, no marker). `LAUNCH` spells
+ * the same variables out for `env -i`: change both together.
+ */
 function writerEnv(t: WriterTools, log: string, home: string): Record<string, string> {
   return {
     PATH: "/usr/local/bin:/usr/bin:/bin",
@@ -250,8 +253,9 @@ const REPORTING = `echo $$; exec >/dev/null\n${SCRIPT}`;
  * (`env -i … setsid sh -c REPORTING`: a session of its own, exactly its environment, not in the
  * service's cgroup) reading the FIFO from a subshell that exits at once, enters the cgroup,
  * points stdout at the FIFO, and becomes the command. So the writer is no child of the service
- * (a service that waits for all its children, or reaps any, never meets it); init reaps it. The writer prints its PID on the pipe once it is itself (its environment and
- * session its own), and closes it: the pipe ends when both have let go of it, and by then the
+ * (a service that waits for all its children, or reaps any, never meets it); init reaps it. The
+ * writer prints its PID on the pipe once it is itself (its environment and session its own),
+ * and closes it: the pipe ends when both have let go of it, and by then the
  * service is where it will be tracked (its session, its cgroup) and the writer is no part of it.
  * The writer's read-only open cannot block (the launcher holds the FIFO read-write), and it
  * holds no write end (it would never see the end). A failure of the launcher is one line on the
