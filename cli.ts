@@ -37,4 +37,5 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exit(await main(process.argv.slice(2)));
+// No top-level await: the Node bundle's entry is CommonJS (scripts/build.ts).
+main(process.argv.slice(2)).then((code) => process.exit(code));

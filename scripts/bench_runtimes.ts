@@ -88,7 +88,7 @@ async function interleaved(
   return out;
 }
 
-/** The files and bytes of JavaScript `dist/cli.mjs` loads before it runs (static imports). */
+/** The files and bytes of JavaScript the bundle's entry loads before it runs (static imports). */
 function staticLoad(entry: string): { files: number; bytes: number } {
   const seen = new Set<string>();
   const visit = (file: string) => {
@@ -106,7 +106,7 @@ function staticLoad(entry: string): { files: number; bytes: number } {
 }
 
 /**
- * Shares of a CPU profile of `node dist/cli.mjs --help` (three runs, sampled every 50 µs):
+ * Shares of a CPU profile of `node dist/cli.cjs --help` (three runs, sampled every 50 µs):
  * compiling modules, Node's own `node:` modules, our code and its packages, GC, the rest.
  */
 async function nodeProfile(dir: string): Promise<Record<string, number>> {
@@ -131,7 +131,7 @@ async function nodeProfile(dir: string): Promise<Record<string, number>> {
     const byId = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
     p.samples.forEach((id, i) => {
       const cf = byId.get(id)!;
-      const kind = cf.functionName === "compileSourceTextModule"
+      const kind = /^compile(SourceTextModule|Function)$/.test(cf.functionName)
         ? "compiling the bundle's modules"
         : cf.functionName === "(garbage collector)"
         ? "GC"

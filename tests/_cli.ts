@@ -2,7 +2,7 @@
  * Test helpers: run the real CLI in a child process, with its own PROVISIONING_HOME.
  *
  * `PROVISIONING_CLI` picks what the tests run: `deno` (the default, `deno run -A cli.ts`),
- * `node` (the bundle, `node dist/cli.mjs`) or `binary` (`dist/provisioning`), built once here
+ * `node` (the bundle, `node dist/cli.cjs`) or `binary` (`dist/provisioning`), built once here
  * when missing or older than the sources (`scripts/build.ts` `ensureBuilt`). Every test that
  * spawns the CLI gets its command from {@linkcode cliCommand}.
  */
@@ -17,7 +17,7 @@ export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 export const CLI = join(ROOT, "cli.ts");
 export const DEMO_REGISTRY = join(ROOT, "examples/platform/services.toml");
 /** The Node bundle and the standalone binary (`deno task bundle` / `deno task build`). */
-export const BUNDLE = join(ROOT, "dist/cli.mjs");
+export const BUNDLE = join(ROOT, "dist/cli.cjs");
 export const BINARY = join(ROOT, "dist/provisioning");
 
 /** What runs the CLI in tests. */

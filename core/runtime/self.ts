@@ -1,6 +1,6 @@
 /**
  * How to run this program again (for the detached supervisor): the same runtime and entry,
- * whether that is `deno run cli.ts`, `node dist/cli.mjs` or a compiled binary (Bun's, or
+ * whether that is `deno run cli.ts`, `node dist/cli.cjs` or a compiled binary (Bun's, or
  * `deno compile`'s): a binary runs itself.
  *
  * @module

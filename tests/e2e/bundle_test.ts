@@ -1,5 +1,5 @@
 /**
- * The program outside its source tree: the Node bundle (`dist/cli.mjs`) and the standalone
+ * The program outside its source tree: the Node bundle (`dist/cli.cjs`) and the standalone
  * binary (`dist/provisioning`), each run from an empty temp directory with a fresh HOME and
  * PROVISIONING_HOME and no registry of its own. They read the bundled registry embedded at
  * build time (and say so), validate with the schema, print their version and commit, load a
@@ -306,7 +306,8 @@ Deno.test("npm pack builds the bundle; npm install -g of the package gives a wor
     assert.equal(pack.code, 0, pack.stderr);
     const [info] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf("[")));
     const files = info.files.map((f: { path: string }) => f.path) as string[];
-    assert.ok(files.includes("dist/cli.mjs"), files.join(" "));
+    assert.ok(files.includes("dist/cli.cjs"), files.join(" "));
+    assert.ok(files.includes("dist/lib.mjs"), files.join(" "));
     assert.ok(files.some((f) => f.startsWith("dist/chunks/")), "the lazily loaded chunks");
     assert.ok(!files.includes("dist/provisioning"), "not the binary");
     assert.ok(files.every((f) => /^(dist\/|README\.md$|package\.json$)/.test(f)), files.join(" "));
