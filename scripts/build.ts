@@ -1,7 +1,7 @@
 /**
- * Builds: `bundle` → `dist/cli.cjs` (the entry Node runs), `dist/cli.mjs`, `dist/lib.mjs` and
- * `dist/chunks/` (Node 20+, esbuild, split so that lazily imported code such as the Kubernetes
- * client loads only when used); `binary` →
+ * Builds: `bundle` → `dist/cli.cjs` (the entry Node runs), `dist/cli.mjs` and `dist/chunks/`
+ * (Node 20+, esbuild, split so that lazily imported code such as the Kubernetes client loads
+ * only when used); `binary` →
  * `dist/provisioning` (that bundle compiled by Bun into a standalone executable with bytecode;
  * `bun` is a devDependency from npm). Both embed the files the program reads from its own tree
  * (`core/runtime/_embedded.ts`: the bundled registry and its JSON Schema) and the version and
@@ -30,7 +30,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createHash } from "node:crypto";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { EMBEDDED_FILES } from "../core/runtime/_embedded.ts";
 
@@ -43,8 +43,6 @@ export const DIST: string = join(ROOT, "dist");
 export const BUNDLE_FILE: string = join(DIST, "cli.cjs");
 /** The same CLI as an ES module (what Bun compiles). */
 export const ESM_ENTRY: string = join(DIST, "cli.mjs");
-/** The library (`mod.ts`) as an ES module, imported by both entries. */
-export const LIB_FILE: string = join(DIST, "lib.mjs");
 /** The standalone binary. */
 export const BINARY_FILE: string = join(DIST, "provisioning");
 
@@ -123,27 +121,6 @@ const lazyChildProcess: Plugin = {
   },
 };
 
-/**
- * esbuild plugin: Node's built-in modules are `require`d, not imported. Node builds an ES module
- * facade of a built-in on its first `import`, reading every export: `node:fs`'s reads
- * `fs.promises` and the stream classes (19 more of Node's own modules, ~7 ms), `node:process`'s
- * 30. A `require` reads none of them; esbuild's interop then reads an export only when used.
- */
-const builtinsByRequire: Plugin = {
-  name: "builtins-by-require",
-  setup(b) {
-    b.onResolve(
-      { filter: /^node:/ },
-      (args) =>
-        args.namespace === "builtin" ? undefined : { path: args.path, namespace: "builtin" },
-    );
-    b.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
-      loader: "js",
-      contents: `module.exports = require(${JSON.stringify(args.path)});`,
-    }));
-  },
-};
-
 /** Options of {@linkcode bundle}. */
 export interface BundleOptions {
   /**
@@ -154,17 +131,18 @@ export interface BundleOptions {
 }
 
 /**
- * esbuild: cli.ts → dist/cli.mjs, mod.ts → dist/lib.mjs, their shared and lazily imported code
- * in dist/chunks/*.mjs (ESM); and cli.ts → dist/cli.cjs, the entry Node runs: the command tree
- * and commander as one CommonJS file that imports `./lib.mjs` when a command needs the library.
- * An `.mjs` entry makes Node load its ES module loader (21 of its own modules) before the first
- * line, ~10 ms of a `--help` that needs none of it. Built-in plugins are bundled (in chunks,
- * imported when used); user plugins still load from disk. Chunks are named by content and
- * written before the entries, which are renamed into place: a CLI running from dist/ meanwhile
- * never sees half a build.
+ * esbuild: cli.ts → dist/cli.mjs + dist/chunks/*.mjs (ESM, split: the library, `mod.ts`, is a
+ * chunk of its own, as is each lazily imported module); and cli.ts → dist/cli.cjs, the entry
+ * Node runs: the command tree and commander as one CommonJS file that imports the library's
+ * chunk when a command needs it. An `.mjs` entry makes Node load its ES module loader (21 of its
+ * own modules) before the first line, ~10 ms of a `--help` that needs none of it. Bun compiles
+ * the ES module entry (a library chunk of an entry of its own loaded twice as slowly there).
+ * Built-in plugins are bundled (in chunks, imported when used); user plugins still load from
+ * disk. Chunks are named by content and written before the entries, which are renamed into
+ * place: a CLI running from dist/ meanwhile never sees half a build.
  */
 export async function bundle(opts: BundleOptions = {}): Promise<string> {
-  $.logStep("Bundling", "cli.ts → dist/cli.cjs, dist/cli.mjs, dist/lib.mjs + dist/chunks/");
+  $.logStep("Bundling", "cli.ts → dist/cli.cjs, dist/cli.mjs + dist/chunks/");
   const { build } = await import("esbuild");
   const info = await buildInfo();
   const common = {
@@ -178,32 +156,34 @@ export async function bundle(opts: BundleOptions = {}): Promise<string> {
     legalComments: "none",
     logLevel: "warning",
   } as const;
-  const [esm, cjs] = await Promise.all([
-    build({
-      ...common,
-      entryPoints: { cli: join(ROOT, "cli.ts"), lib: join(ROOT, "mod.ts") },
-      outdir: DIST,
-      entryNames: "[name]",
-      chunkNames: "chunks/[name]-[hash]",
-      outExtension: { ".js": ".mjs" },
-      splitting: true,
-      format: "esm",
-      plugins: [embedPlugin(info), zodEnglishOnly, lazyChildProcess, builtinsByRequire],
-      banner: {
-        js: [
-          'import { createRequire as __createRequire } from "node:module";',
-          "const require = __createRequire(import.meta.url);",
-        ].join("\n"),
-      },
-    }),
-    build({
-      ...common,
-      entryPoints: [join(ROOT, "cli.ts")],
-      outfile: BUNDLE_FILE,
-      format: "cjs",
-      plugins: [embedPlugin(info), lazyChildProcess, libBesideIt],
-    }),
-  ]);
+  const esm = await build({
+    ...common,
+    entryPoints: { cli: join(ROOT, "cli.ts") },
+    outdir: DIST,
+    entryNames: "[name]",
+    chunkNames: "chunks/[name]-[hash]",
+    outExtension: { ".js": ".mjs" },
+    splitting: true,
+    format: "esm",
+    metafile: true,
+    plugins: [embedPlugin(info), zodEnglishOnly, lazyChildProcess],
+    banner: {
+      js: [
+        'import { createRequire as __createRequire } from "node:module";',
+        "const require = __createRequire(import.meta.url);",
+      ].join("\n"),
+    },
+  });
+  // The chunk that `import("../../mod.ts")` loads; the CommonJS entry imports the same one.
+  const lib = Object.entries(esm.metafile.outputs).find(([, o]) => o.entryPoint === "mod.ts")?.[0];
+  if (!lib) throw new Error("Cannot bundle: esbuild made no chunk of mod.ts");
+  const cjs = await build({
+    ...common,
+    entryPoints: [join(ROOT, "cli.ts")],
+    outfile: BUNDLE_FILE,
+    format: "cjs",
+    plugins: [embedPlugin(info), lazyChildProcess, libBeside(`./chunks/${basename(lib)}`)],
+  });
   mkdirSync(join(DIST, "chunks"), { recursive: true });
   const written = new Set<string>();
   const entries = new Map<string, Uint8Array>();
@@ -215,12 +195,12 @@ export async function bundle(opts: BundleOptions = {}): Promise<string> {
     written.add(f.path);
     writeAtomic(f.path, f.contents);
   }
-  for (const file of [LIB_FILE, ESM_ENTRY, BUNDLE_FILE]) {
+  for (const file of [ESM_ENTRY, BUNDLE_FILE]) {
     const contents = entries.get(file);
     if (!contents) throw new Error(`Cannot bundle: esbuild wrote no ${file}`);
     // The entry's `#!/usr/bin/env -S deno run -A` line survives bundling: the bundle is for Node.
     const text = new TextDecoder().decode(contents).replace(/^#!.*\n/, "#!/usr/bin/env node\n");
-    writeAtomic(file, text, file === LIB_FILE ? 0o644 : 0o755);
+    writeAtomic(file, text, 0o755);
   }
   const keepAfter = opts.clean ? Infinity : Date.now() - 10 * 60_000;
   for (const name of readdirSync(join(DIST, "chunks"))) {
@@ -230,13 +210,15 @@ export async function bundle(opts: BundleOptions = {}): Promise<string> {
   return BUNDLE_FILE;
 }
 
-/** esbuild plugin (the CommonJS entry): the library is `import("./lib.mjs")`, not bundled in. */
-const libBesideIt: Plugin = {
-  name: "lib-beside-it",
-  setup(b) {
-    b.onResolve({ filter: /[\\/]mod\.ts$/ }, () => ({ path: "./lib.mjs", external: true }));
-  },
-};
+/** esbuild plugin (the CommonJS entry): the library is `import(chunk)`, not bundled in. */
+function libBeside(chunk: string): Plugin {
+  return {
+    name: "lib-beside",
+    setup(b) {
+      b.onResolve({ filter: /[\\/]mod\.ts$/ }, () => ({ path: chunk, external: true }));
+    },
+  };
+}
 
 /** Options of {@linkcode binary}. */
 export interface BinaryOptions {
@@ -285,12 +267,11 @@ export async function binary(opts: BinaryOptions = {}): Promise<string> {
 const BINARY_FROM = join(DIST, ".provisioning.from");
 
 /**
- * What identifies a bundle: the SHA-256 of its ES module entry and library (chunks are named by
- * content, and those two name the chunks they import).
+ * What identifies a bundle: its ES module entry's SHA-256 (chunks are named by content, and the
+ * entry names the chunks it imports).
  */
 function bundleHash(): string {
-  return createHash("sha256").update(readFileSync(ESM_ENTRY)).update(readFileSync(LIB_FILE))
-    .digest("hex");
+  return createHash("sha256").update(readFileSync(ESM_ENTRY)).digest("hex");
 }
 
 /** The newest modification time among the files a build is made of. */

@@ -10,7 +10,7 @@
  * | file                                        | holds                                          |
  * | ------------------------------------------- | ---------------------------------------------- |
  * | `provisioning-<v>-<platform>.tar.gz`        | `provisioning-<v>-<platform>/provisioning`, README |
- * | `provisioning-<v>-node.tar.gz`              | `cli.cjs`, `lib.mjs`, `chunks/` (Node 20+), README |
+ * | `provisioning-<v>-node.tar.gz`              | `cli.cjs` + `chunks/` for Node 20+, README     |
  * | `provisioning-<v>.tgz`                      | the npm package (`npm install -g ./…tgz`)      |
  *
  * Bun compiles for its own platform from its own executable, offline. Another platform's Bun
@@ -108,9 +108,7 @@ export async function release(
   const nodeName = `provisioning-${version}-node`;
   const nodeDir = stage.join(nodeName);
   await nodeDir.mkdir({ recursive: true });
-  for (const f of ["cli.cjs", "lib.mjs"]) {
-    await $.path(ROOT).join("dist", f).copyFile(nodeDir.join(f));
-  }
+  await $.path(ROOT).join("dist/cli.cjs").copyFile(nodeDir.join("cli.cjs"));
   await $`cp -R ${ROOT}dist/chunks ${nodeDir}/chunks`;
   await readme.copyFile(nodeDir.join("README.md"));
   await tarball(nodeName);

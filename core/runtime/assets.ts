@@ -1,8 +1,8 @@
 /**
  * Files of the program's own tree (the bundled registry and its JSON Schema), read the same way
  * on every runtime through {@linkcode readOwnFile}: from disk in the source tree, from text
- * embedded at build time in the Node bundle (`dist/cli.cjs` and `dist/lib.mjs`) and the standalone binary, which
- * carry no tree of their own. There, {@linkcode ownFile} names them `<bundled>/config/…`.
+ * embedded at build time in the Node bundle (`dist/cli.cjs`, `dist/cli.mjs`) and the standalone
+ * binary, which carry no tree of their own. There, {@linkcode ownFile} names them `<bundled>/config/…`.
  *
  * @module
  */

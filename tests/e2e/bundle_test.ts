@@ -307,7 +307,6 @@ Deno.test("npm pack builds the bundle; npm install -g of the package gives a wor
     const [info] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf("[")));
     const files = info.files.map((f: { path: string }) => f.path) as string[];
     assert.ok(files.includes("dist/cli.cjs"), files.join(" "));
-    assert.ok(files.includes("dist/lib.mjs"), files.join(" "));
     assert.ok(files.some((f) => f.startsWith("dist/chunks/")), "the lazily loaded chunks");
     assert.ok(!files.includes("dist/provisioning"), "not the binary");
     assert.ok(files.every((f) => /^(dist\/|README\.md$|package\.json$)/.test(f)), files.join(" "));
