@@ -58,8 +58,18 @@ export { Supervisor } from "./core/supervisor/daemon.ts";
 export { reviveSupervisor, stopSupervisor, supervisorStatus } from "./core/supervisor/client.ts";
 export type { SupervisorTarget } from "./core/supervisor/client.ts";
 export type { Replies as SupervisorReplies } from "./core/supervisor/protocol.ts";
-export { AGENT_VERSION, startAgent } from "./core/agent/server.ts";
-export type { Agent, AgentOptions } from "./core/agent/server.ts";
+import type { Agent, AgentOptions } from "./core/agent/server.ts";
+export type { Agent, AgentOptions };
+/** The agent's API version (the program's version). */
+export { VERSION as AGENT_VERSION } from "./core/runtime/version.ts";
+
+/**
+ * Start the HTTP agent (`provisioning agent`): see {@linkcode Agent}. Loaded when called: the
+ * agent's HTTP and TLS modules are most of what a library import would load otherwise.
+ */
+export async function startAgent(opts: AgentOptions): Promise<Agent> {
+  return (await import("./core/agent/server.ts")).startAgent(opts);
+}
 export { defaultTokenFile, loadToken } from "./core/agent/auth.ts";
 export { validateServices } from "./core/registry/validate.ts";
 export type { ServiceValidation, ValidationReport } from "./core/registry/validate.ts";
