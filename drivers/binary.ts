@@ -198,7 +198,7 @@ async function spawnService(
   // writer: one spawn for both.
   const procs = cgroup ? childEntry(cgroup.dir) : undefined;
   const launcher = svc.logs && (procs || !cgroup)
-    ? await launchWithWriter(ctx.paths, name, log, svc.logs, procs)
+    ? await launchWithWriter(ctx.paths, name, log, svc.logs, procs, Object.keys(env))
     : undefined;
   const output = svc.logs && !launcher
     ? await openLogOutput(ctx.paths, name, log, svc.logs)

@@ -168,14 +168,15 @@ export function childEntry(dir: string): string | undefined {
 }
 
 /**
- * A step of a launcher script: enter the cgroup whose `cgroup.procs` is `$procs` (none when
- * empty; exit code 125, with a line on stderr, when it refuses).
+ * A step of a launcher script: enter the cgroup whose `cgroup.procs` is `$__pv_procs` (none
+ * when empty; exit code 125, with a line on stderr, when it refuses). A launcher's own variables
+ * are `__pv_*`: one it sets that the service's environment has would reach the service.
  */
-export const ENTER_STEP = 'if [ -n "$procs" ]; then echo $$ 2>/dev/null >"$procs" || ' +
-  '{ echo "cannot enter the cgroup of $procs" >&2; exit 125; }; fi';
+export const ENTER_STEP = 'if [ -n "$__pv_procs" ]; then echo $$ 2>/dev/null >"$__pv_procs" || ' +
+  '{ echo "cannot enter the cgroup of $__pv_procs" >&2; exit 125; }; fi';
 
 /** `sh -c ENTER <cgroup.procs> <command> <args...>`: enter the cgroup, then become the command. */
-const ENTER = `procs=$0; ${ENTER_STEP}; exec "$@"`;
+const ENTER = `__pv_procs=$0; ${ENTER_STEP}; exec "$@"`;
 
 /** The live processes of the cgroup `dir` (zombies are not listed); none when it does not exist. */
 export function cgroupPids(dir: string): number[] {

@@ -10,7 +10,7 @@
  * never costs the service a SIGPIPE. The FIFO then fills and the service waits on its next write
  * until a new writer reads the FIFO again ({@linkcode respawnLogWriter}, which the
  * supervisor runs for the services it watches), and nothing is lost. Where the machine has
- * `env` and `setsid`, the service's own launcher starts its writer ({@linkcode launchWithWriter}):
+ * `setsid`, the service's own launcher starts its writer ({@linkcode launchWithWriter}):
  * one spawn a start instead of two (the writer then a child of init, not of the supervisor). A
  * writer reads with `head -c <room>`, which takes exactly the bytes that fit, then renames `.log` → `.log.1` (and
  * `.1` → `.2` … up to `keep`): no copy, no truncation, no lost lines. It ends when the service
@@ -78,8 +78,8 @@ interface WriterTools {
   exact: boolean;
   unbuffered: string;
   preload?: string;
-  /** `env` and `setsid`: its service's launcher starts it ({@linkcode launchWithWriter}). */
-  launcher?: { env: string; setsid: string };
+  /** `setsid`: its service's launcher starts it ({@linkcode launchWithWriter}). */
+  launcher?: { setsid: string };
 }
 const LIBSTDBUF = [
   "/usr/libexec/coreutils/libstdbuf.so",
@@ -101,9 +101,8 @@ function writerTools(): Promise<WriterTools> {
       }
     });
   return tools ??= Promise.all([gnu("head"), gnu("stdbuf")]).then(([head, stdbuf]) => {
-    const env = file(["/usr/bin/env", "/bin/env"]);
     const setsid = file(["/usr/bin/setsid", "/bin/setsid", "/usr/sbin/setsid"]);
-    const launcher = env && setsid ? { env, setsid } : undefined;
+    const launcher = setsid ? { setsid } : undefined;
     if (!head || !stdbuf) return { exact: false, unbuffered: "", launcher };
     const preload = file(LIBSTDBUF);
     return preload
@@ -227,10 +226,7 @@ function writerArgs(t: WriterTools, log: string, bound: LogBound): string[] {
   ];
 }
 
-/**
- * A writer's whole environment: nothing of the service's (no secrets, no marker). `LAUNCH` spells
- * the same variables out for `env -i`: change both together.
- */
+/** A writer's whole environment: nothing of the service's (no secrets, no marker). */
 function writerEnv(t: WriterTools, log: string, home: string): Record<string, string> {
   return {
     PATH: "/usr/local/bin:/usr/bin:/bin",
@@ -246,33 +242,41 @@ function writerEnv(t: WriterTools, log: string, home: string): Record<string, st
 const REPORTING = `echo $$; exec >/dev/null\n${SCRIPT}`;
 
 /**
- * `setsid sh -c LAUNCH launch <fifo> <cgroup.procs or ""> <env> <setsid> <home> <preload or "">
- * <the writer's 7 arguments> <command> <args...>`, its stdout a pipe, in a session of its own
- * (`setsid` execs: the PID stays). It makes the FIFO where there is none (a file or a link in
- * its place is removed, never written through), opens it read-write as stderr, starts the writer
- * (`env -i … setsid sh -c REPORTING`: a session of its own, exactly its environment, not in the
- * service's cgroup) reading the FIFO from a subshell that exits at once, enters the cgroup,
- * points stdout at the FIFO, and becomes the command. So the writer is no child of the service
- * (a service that waits for all its children, or reaps any, never meets it); init reaps it. The
- * writer prints its PID on the pipe once it is itself (its environment and session its own),
- * and closes it: the pipe ends when both have let go of it, and by then the
- * service is where it will be tracked (its session, its cgroup) and the writer is no part of it.
- * The writer's read-only open cannot block (the launcher holds the FIFO read-write), and it
- * holds no write end (it would never see the end). A failure of the launcher is one line on the
- * pipe instead of a PID.
+ * `setsid sh -c LAUNCH launch <fifo> <cgroup.procs or ""> <names> <setsid> <writer script> <n>
+ * <the writer's n variables, K=V> <the writer's 7 arguments> <command> <args...>`, its stdout a
+ * pipe, in a session of its own (`setsid` execs: the PID stays); `names` are the names of the
+ * environment it was given (the service's), separated by spaces. It makes the FIFO where there
+ * is none (a file or a link in its place is removed, never written through), opens it read-write
+ * as stderr, starts the writer (`setsid sh -c <writer script>`: a session of its own, exactly its
+ * variables, not in the service's cgroup) reading the FIFO from a subshell that exits at once,
+ * enters the cgroup, points stdout at the FIFO, and becomes the command. The writer's
+ * environment is made by builtins: `unset` of every name (and `PWD`, `OLDPWD`, which `sh`
+ * exports itself), then `export` of its own (no `env -i`: one exec less a start). So the writer
+ * is no child of the service (a service that waits for all its children, or reaps any, never
+ * meets it); init reaps it. The writer prints its PID on the pipe once it is itself (its
+ * environment and session its own), and closes it: the pipe ends when both have let go of it,
+ * and by then the service is where it will be tracked (its session, its cgroup) and the writer
+ * is no part of it. The writer's read-only open cannot block (the launcher holds the FIFO
+ * read-write), and it holds no write end (it would never see the end). A failure of the
+ * launcher is one line on the pipe instead of a PID. Its own variables are `__pv_*`: a
+ * variable it sets that the service's environment has would reach the service with its value.
  */
-const LAUNCH = `fifo=$1 procs=$2 env=$3 setsid=$4 home=$5 preload=$6; shift 6
-if [ -h "$fifo" ] || { [ -e "$fifo" ] && [ ! -p "$fifo" ]; }; then rm -f "$fifo"; fi
-[ -p "$fifo" ] || mkfifo -m 600 "$fifo" 2>/dev/null || { echo "mkfifo failed"; exit 126; }
-exec 2<>"$fifo" || { echo "cannot open it"; exit 126; }
-( "$env" -i PATH=/usr/local/bin:/usr/bin:/bin LC_ALL=C ${LOG_WRITER_VARIABLE}="$2" \
-  PROVISIONING_HOME="$home" \${preload:+LD_PRELOAD="$preload" _STDBUF_O=0} \
-  "$setsid" /bin/sh -c '${REPORTING.replaceAll("'", "'\\''")}' "$1" "$2" "$3" "$4" "$5" "$6" "$7" \
-  <"$fifo" 2>/dev/null & )
-shift 7
+const LAUNCH = `__pv_fifo=$1 __pv_procs=$2 __pv_names=$3 __pv_setsid=$4 __pv_writer=$5 __pv_n=$6
+shift 6
+if [ -h "$__pv_fifo" ] || { [ -e "$__pv_fifo" ] && [ ! -p "$__pv_fifo" ]; }; then rm -f "$__pv_fifo"; fi
+[ -p "$__pv_fifo" ] || mkfifo -m 600 "$__pv_fifo" 2>/dev/null || { echo "mkfifo failed"; exit 126; }
+exec 2<>"$__pv_fifo" || { echo "cannot open it"; exit 126; }
+( { IFS=' '; unset $__pv_names PWD OLDPWD
+    while [ "$__pv_n" -gt 0 ]; do export "$1"; shift; __pv_n=$((__pv_n - 1)); done
+    exec "$__pv_setsid" /bin/sh -c "$__pv_writer" "$1" "$2" "$3" "$4" "$5" "$6" "$7"
+  } <"$__pv_fifo" 2>/dev/null & )
+shift $((__pv_n + 7))
 ${ENTER_STEP}
 exec 1>&2
 exec "$@"`;
+
+/** A name `sh` can `unset` (and `export`): what the launcher's environment names must be. */
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** The size of `file` now (0 when missing), never through a link. */
 function sizeOf(file: string): number {
@@ -333,7 +337,8 @@ export interface LaunchWithWriter {
  * dozen threads and tens of MiB, blocks its event loop a millisecond and more; with two a start
  * the spawns were most of its time in a 200-service bring-up, `deno task bench scale`). `procs`:
  * the `cgroup.procs` the launcher enters after forking the writer (see `childEntry`), or none.
- * Undefined where the machine lacks `env` or `setsid` ({@linkcode openLogOutput} then).
+ * `names`: the names of the environment the launcher is spawned with. Undefined where the
+ * machine lacks `setsid`, or a name is none `sh` can unset ({@linkcode openLogOutput} then).
  */
 export async function launchWithWriter(
   paths: StatePaths,
@@ -341,15 +346,17 @@ export async function launchWithWriter(
   log: string,
   bound: LogBound,
   procs: string | undefined,
+  names: string[],
 ): Promise<LaunchWithWriter | undefined> {
   const t = await writerTools();
-  if (!t.launcher) return undefined;
+  if (!t.launcher || !names.every((n) => SHELL_NAME.test(n))) return undefined;
   const fifo = logPipe(paths, name);
   mkdirSync(dirname(fifo), { recursive: true, mode: 0o700 });
-  const { env, setsid } = t.launcher;
-  const head = [fifo, procs ?? "", env, setsid, paths.home, t.preload ?? ""];
+  const vars = Object.entries(writerEnv(t, log, paths.home)).map(([k, v]) => `${k}=${v}`);
+  const head = [fifo, procs ?? "", names.join(" "), t.launcher.setsid, REPORTING];
+  head.push(String(vars.length), ...vars);
   return {
-    command: setsid,
+    command: t.launcher.setsid,
     args: (command, args) => [
       "/bin/sh",
       "-c",

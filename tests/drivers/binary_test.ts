@@ -303,6 +303,10 @@ Deno.test("the second start on, the service's launcher forks its log writer: its
     const environ = await readFile(`/proc/${writer.pid}/environ`, "utf8");
     assert.equal(tagOf(writer.pid, SERVICE_ID_VARIABLE), undefined, "no marker");
     assert.ok(!environ.includes("s3cr3t-value"), "none of the service's environment");
+    // Exactly its own variables (what sh exports by itself, PWD, is cleared too).
+    const names = environ.split("\0").filter(Boolean).map((kv) => kv.slice(0, kv.indexOf("=")));
+    const its = ["LC_ALL", "PATH", "PROVISIONING_HOME", "PROVISIONING_LOG_WRITER"];
+    assert.deepEqual(names.filter((n) => !["LD_PRELOAD", "_STDBUF_O"].includes(n)).sort(), its);
     const cgroupOf = (pid: number) => readFile(`/proc/${pid}/cgroup`, "utf8");
     if (handle.data.cgroup) {
       assert.notEqual(await cgroupOf(writer.pid), await cgroupOf(handle.pid));
@@ -318,6 +322,29 @@ Deno.test("the second start on, the service's launcher forks its log writer: its
       () => isAlive(writer.pid, writer.start).then((alive) => !alive),
       "the writer's end",
     );
+  });
+});
+
+Deno.test("a service gets its own values of the names its launcher uses (fifo, procs, home...)", async () => {
+  await withHome(async (ctx, _dir, track) => {
+    const env = Object.fromEntries(
+      ["fifo", "procs", "names", "env", "setsid", "home", "preload", "IFS_", "__pv"].map((n) => [
+        n,
+        `own-${n}`,
+      ]),
+    );
+    const print = Object.keys(env).map((n) => `${n}=$${n}`).join(" ");
+    const svc = service("names", { ...sh(`echo "${print}"; exec sleep 30`), env });
+    const expected = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ");
+    for (let i = 0; i < 2; i++) { // the second start is the launcher's (see above)
+      const handle = await launched(ctx, svc);
+      track(handle.pid);
+      await until(
+        async () => (await readLog(ctx, "names")).split(expected).length === i + 2,
+        "the service's own values in its log",
+      );
+      await stopped(ctx, svc);
+    }
   });
 });
 
