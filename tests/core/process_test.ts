@@ -97,11 +97,18 @@ Deno.test("isAlive() requires the same start time when one is given", async () =
 });
 
 Deno.test("isAlive() counts a zombie as dead", async () => {
-  // sh forks `sleep 0`, then execs into a sleep that never reaps it: a zombie stays behind.
-  const g = group("sleep 0 & echo $!; exec sleep 30");
+  // sh forks a child, then execs into a sleep that never reaps it; the child is killed only
+  // then, so it stays behind as a zombie. (A child that ended on its own before the exec could be
+  // reaped by sh: CI caught that once with `sleep 0`.)
+  const g = group("sleep 300 & echo $!; exec sleep 30");
   try {
-    await until(() => g.out().includes("\n"), "the zombie's pid");
+    await until(() => g.out().includes("\n"), "the child's pid");
     const zombie = Number(g.out().trim());
+    await until(
+      async () => (await readFile(`/proc/${g.pid}/cmdline`, "utf8")) === "sleep\x0030\x00",
+      "sh to become sleep 30",
+    );
+    process.kill(zombie, "SIGKILL");
     await until(async () => {
       const stat = await readFile(`/proc/${zombie}/stat`, "utf8").catch(() => "");
       return parseProcStat(stat)?.state === "Z";
