@@ -26,8 +26,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     // Help needs the command tree only; everything else the library too.
     if (!onlyHelp(argv)) await loadLib();
-    const program = buildProgram(run);
-    await program.parseAsync(await expandHelp(program, hoistGlobalOptions(argv)), {
+    const args = hoistGlobalOptions(argv);
+    const program = buildProgram(run, args);
+    await program.parseAsync(await expandHelp(program, args), {
       from: "user",
     });
     return exitCode;

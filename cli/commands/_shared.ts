@@ -61,8 +61,8 @@ export const withRestartLimit = (p: Platform, s: StatusReport): StatusRow => ({
 /** `platform status`, `services status` without a name. */
 export async function platformStatus(_out: Out, o: Common): Promise<CommandResult> {
   const p = await open(o);
-  await reviveSupervisor(p);
-  const reports = await p.statusAll();
+  // The supervisor's revival (a ping, when services are watched) overlaps the reads.
+  const [reports] = await Promise.all([p.statusAll(), reviveSupervisor(p)]);
   const running = reports.filter((s) => s.status === "running").length;
   return {
     doc: { running, total: reports.length, services: reports },

@@ -15,14 +15,14 @@ import { runCli } from "../_cli.ts";
 // Parsing runs option parsers (`--since`) that use the library, as the entry loads it first.
 await loadLib();
 
-function tree(): { program: Command; reached: string[]; output: string[] } {
+function tree(argv?: string[]): { program: Command; reached: string[]; output: string[] } {
   const reached: string[] = [];
   const output: string[] = [];
   const run: Run = () => (...args) => {
     reached.push(commandPath(args.at(-1) as Command));
     return Promise.resolve();
   };
-  const program = buildProgram(run);
+  const program = buildProgram(run, argv);
   for (const cmd of allCommands(program)) {
     cmd.configureOutput({ writeOut: (s) => output.push(s), writeErr: (s) => output.push(s) });
   }
@@ -44,10 +44,12 @@ Deno.test("every example is a command line the CLI parses, reaching its own comm
       const end = words.findIndex((w) => [">", ">>", "|", "&&"].includes(w));
       const argv = words.slice(1, end === -1 ? undefined : end);
       assert.equal(words[0], "provisioning", line);
-      const { program, reached, output } = tree();
+      // Built as the entry builds it for this argv (a command that runs: its own group only).
+      const args = hoistGlobalOptions(argv, {});
+      const { program, reached, output } = tree(args);
       let helped = false;
       try {
-        await program.parseAsync(await expandHelp(program, hoistGlobalOptions(argv, {})), {
+        await program.parseAsync(await expandHelp(program, args), {
           from: "user",
         });
       } catch (e) {
@@ -62,6 +64,24 @@ Deno.test("every example is a command line the CLI parses, reaching its own comm
       );
     }
   }
+});
+
+Deno.test("a command that runs gets its own group only; help, completion and typos the whole tree", () => {
+  const names = (argv?: string[]) => tree(argv).program.commands.map((c) => c.name());
+  const all = names();
+  assert.ok(all.length > 5, all.join(" "));
+  assert.deepEqual(names(["platform", "status", "--json"]), ["platform"]);
+  assert.deepEqual(names(["why", "api"]), ["why"]);
+  for (
+    const argv of [
+      ["platform", "status", "--help"],
+      ["help", "platform"],
+      [],
+      ["completion", "bash"],
+      ["platfrom", "status"],
+      ["--config", "x.toml", "platform", "status"],
+    ]
+  ) assert.deepEqual(names(argv), all, argv.join(" "));
 });
 
 Deno.test("every command's help ends with its Examples section", () => {
