@@ -132,11 +132,13 @@ export interface BundleOptions {
 
 /**
  * esbuild: cli.ts → dist/cli.mjs + dist/chunks/*.mjs (ESM, split: the library, `mod.ts`, is a
- * chunk of its own, as is each lazily imported module); and cli.ts → dist/cli.cjs, the entry
- * Node runs: the command tree and commander as one CommonJS file that imports the library's
- * chunk when a command needs it. An `.mjs` entry makes Node load its ES module loader (21 of its
- * own modules) before the first line, ~10 ms of a `--help` that needs none of it. Bun compiles
- * the ES module entry (a library chunk of an entry of its own loaded twice as slowly there).
+ * chunk of its own, as is each lazily imported module); and cli.ts → dist/chunks/cli-<hash>.cjs,
+ * the command tree and commander as one CommonJS file, which Node runs through the entry
+ * dist/cli.cjs (scripts/_node_entry.cjs: from a V8 code cache, importing the library's chunk
+ * when a command needs it). An `.mjs` entry makes Node load its ES module loader (21 of its own
+ * modules) before the first line, ~10 ms of a `--help` that needs none of it, and compiling the
+ * tree was ~10 ms more. Bun compiles the ES module entry (a library chunk of an entry of its
+ * own loaded twice as slowly there).
  * Built-in plugins are bundled (in chunks, imported when used); user plugins still load from
  * disk. Chunks are named by content and written before the entries, which are renamed into
  * place: a CLI running from dist/ meanwhile never sees half a build.
@@ -180,14 +182,26 @@ export async function bundle(opts: BundleOptions = {}): Promise<string> {
   const cjs = await build({
     ...common,
     entryPoints: [join(ROOT, "cli.ts")],
-    outfile: BUNDLE_FILE,
+    outfile: join(DIST, "chunks", "cli.cjs"),
     format: "cjs",
-    plugins: [embedPlugin(info), lazyChildProcess, libBeside(`./chunks/${basename(lib)}`)],
+    plugins: [embedPlugin(info), lazyChildProcess, libFromEntry],
   });
+  // The command tree, named by its content (its code cache is too), and the entry that runs it.
+  // (Its `#!` line goes: it runs inside a function, as Node's own loader wraps a module.)
+  const tree = new TextEncoder().encode(cjs.outputFiles[0].text.replace(/^#!.*/, ""));
+  const hash = createHash("sha256").update(tree).digest("hex").slice(0, 12);
+  const body = `cli-${hash}.cjs`;
+  const entry = readFileSync(join(ROOT, "scripts", "_node_entry.cjs"), "utf8")
+    .replaceAll("__BODY__", body).replaceAll("__LIB__", basename(lib));
+  const outputs = [
+    ...esm.outputFiles,
+    { path: join(DIST, "chunks", body), contents: tree },
+    { path: BUNDLE_FILE, contents: new TextEncoder().encode(entry) },
+  ];
   mkdirSync(join(DIST, "chunks"), { recursive: true });
   const written = new Set<string>();
   const entries = new Map<string, Uint8Array>();
-  for (const f of [...esm.outputFiles, ...cjs.outputFiles]) {
+  for (const f of outputs) {
     if (dirname(f.path) === DIST) {
       entries.set(f.path, f.contents);
       continue;
@@ -210,15 +224,20 @@ export async function bundle(opts: BundleOptions = {}): Promise<string> {
   return BUNDLE_FILE;
 }
 
-/** esbuild plugin (the CommonJS entry): the library is `import(chunk)`, not bundled in. */
-function libBeside(chunk: string): Plugin {
-  return {
-    name: "lib-beside",
-    setup(b) {
-      b.onResolve({ filter: /[\\/]mod\.ts$/ }, () => ({ path: chunk, external: true }));
-    },
-  };
-}
+/**
+ * esbuild plugin (the CommonJS command tree): the library is imported by the entry that runs it
+ * (scripts/_node_entry.cjs), not bundled in nor imported from the tree itself.
+ */
+const libFromEntry: Plugin = {
+  name: "lib-from-entry",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]cli[\\/]commands[\\/]_import_lib\.ts$/ }, () => ({
+      loader: "js",
+      contents:
+        'export const importLib = () => globalThis[Symbol.for("provisioning.importLib")]();',
+    }));
+  },
+};
 
 /** Options of {@linkcode binary}. */
 export interface BinaryOptions {

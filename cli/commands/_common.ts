@@ -6,6 +6,7 @@
  */
 import type { Command } from "commander";
 import { UsageError } from "./_lib.ts";
+import { importLib } from "./_import_lib.ts";
 import type { Platform } from "../../mod.ts";
 
 /** The options every command takes. */
@@ -98,4 +99,4 @@ export function interruptSignal(): AbortSignal {
 
 /** The platform of `--config` (or the discovered registry). */
 export const open = async (o: Common): Promise<Platform> =>
-  (await import("../../mod.ts")).Platform.open({ config: o.config });
+  (await importLib()).Platform.open({ config: o.config });

@@ -7,6 +7,7 @@
  * @module
  */
 import type * as Mod from "../../mod.ts";
+import { importLib } from "./_import_lib.ts";
 
 export let defaultHome: typeof Mod.defaultHome;
 export let defaultTokenFile: typeof Mod.defaultTokenFile;
@@ -47,7 +48,7 @@ export const libLoaded = (): boolean => loaded;
 /** Load the library and bind the names above (once). */
 export async function loadLib(): Promise<void> {
   if (loaded) return;
-  const m = await import("../../mod.ts");
+  const m = await importLib();
   defaultHome = m.defaultHome;
   defaultTokenFile = m.defaultTokenFile;
   ensureOperation = m.ensureOperation;

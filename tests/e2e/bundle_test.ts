@@ -10,7 +10,16 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { readlink } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -283,6 +292,48 @@ Deno.test("a run from the source tree says so", () => {
     r.stdout.trim(),
     new RegExp(`^provisioning ${VERSION} \\(([0-9a-f]{7}, )?source\\)$`),
   );
+});
+
+Deno.test("node bundle: its command tree runs from a code cache of this user's, made once, remade when V8 rejects it, never in a folder others may write", async () => {
+  const at = outside();
+  try {
+    delete at.env.XDG_CACHE_HOME;
+    const dir = join(at.home, ".cache", "provisioning");
+    const caches = () => {
+      try {
+        return readdirSync(dir).filter((f) => f.endsWith(".cache"));
+      } catch {
+        return [];
+      }
+    };
+    const first = await run("node", ["--help"], at);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(caches().length, 1, "made on the first run");
+    const file = join(dir, caches()[0]);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const made = readFileSync(file);
+    const again = await run("node", ["--help"], at);
+    assert.deepEqual([again.code, again.stdout], [0, first.stdout], "the same help from the cache");
+    assert.deepEqual(readFileSync(file), made, "a cache V8 takes is kept as it is");
+    // A command that needs the library: the entry imports it for the tree.
+    const list = await run("node", ["services", "list", "--json"], at);
+    assert.equal(list.code, 0, list.stderr);
+    assert.equal(JSON.parse(list.stdout).length, 7, "the bundled registry's services");
+    // Garbage of the same size: V8 rejects it, the help is the same, the cache is made anew.
+    writeFileSync(file, Buffer.alloc(made.length, 7));
+    const rejected = await run("node", ["--help"], at);
+    assert.deepEqual([rejected.code, rejected.stdout], [0, first.stdout], rejected.stderr);
+    assert.notDeepEqual(readFileSync(file), Buffer.alloc(made.length, 7), "remade");
+    // A folder others may write is not used: nothing read from it, nothing written to it.
+    rmSync(file);
+    chmodSync(dir, 0o777);
+    const open = await run("node", ["--help"], at);
+    assert.deepEqual([open.code, open.stdout], [0, first.stdout], open.stderr);
+    assert.deepEqual(caches(), [], "no cache in a folder others may write");
+  } finally {
+    at.dispose();
+  }
 });
 
 Deno.test("npm pack builds the bundle; npm install -g of the package gives a working provisioning", async () => {
