@@ -7,6 +7,7 @@
 import { lstatSync, renameSync, rmSync } from "node:fs";
 import { ExitCode, ProvisioningError } from "../errors.ts";
 import { createConnection, createServer, type Server } from "node:net";
+import { type BunConnect, bunExchange } from "./tcp.ts";
 
 /**
  * Refuse a socket that is not this user's: whoever listens there would receive our requests
@@ -51,6 +52,8 @@ export function request<T = Record<string, unknown>>(
   }
   const deno = (globalThis as { Deno?: typeof Deno }).Deno;
   if (deno) return requestDeno<T>(deno, socket, msg, timeoutMs);
+  const bun = (globalThis as { Bun?: BunConnect }).Bun;
+  if (bun) return requestBun<T>(bun, socket, msg, timeoutMs);
   return new Promise((resolve, reject) => {
     const conn = createConnection(socket);
     let buf = "";
@@ -58,6 +61,7 @@ export function request<T = Record<string, unknown>>(
       conn.destroy();
       reject(new Error(`Supervisor did not answer "${msg.op}" within ${timeoutMs} ms`));
     }, timeoutMs);
+    conn.setEncoding("utf8"); // a character cut across two reads stays whole
     conn.on("connect", () => conn.write(JSON.stringify(msg) + "\n"));
     conn.on("data", (d) => (buf += d));
     conn.on("end", () => {
@@ -133,6 +137,40 @@ async function requestDeno<T>(
   }
 }
 
+/** Under Bun, `Bun.connect` (its `node:net` is a layer over it, slower to load and to use). */
+async function requestBun<T>(
+  bun: BunConnect,
+  socket: string,
+  msg: Record<string, unknown>,
+  timeoutMs: number,
+): Promise<T | undefined> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  let buf: string;
+  try {
+    buf = await bunExchange(
+      bun,
+      { unix: socket },
+      new TextEncoder().encode(JSON.stringify(msg) + "\n"),
+      signal,
+      new TextDecoder(),
+      (received, ended) => ended ? received : undefined,
+    );
+  } catch (e) {
+    if (signal.aborted) {
+      throw new Error(`Supervisor did not answer "${msg.op}" within ${timeoutMs} ms`);
+    }
+    const code = (e as NodeJS.ErrnoException).code ?? "";
+    if (["ENOENT", "ECONNREFUSED", "ECONNRESET", "EPIPE"].includes(code)) return undefined;
+    throw e;
+  }
+  if (buf === "") return undefined;
+  try {
+    return JSON.parse(buf) as T;
+  } catch {
+    throw new Error(`Supervisor sent an unreadable reply to "${msg.op}"`);
+  }
+}
+
 type Handler = (msg: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
 /** A listening server that can be closed. */
@@ -166,6 +204,7 @@ export function serve(socket: string, handle: Handler): Promise<Listener> {
   if (deno) return Promise.resolve(serveDeno(deno, socket, handle));
   const server: Server = createServer((conn) => {
     let buf = "";
+    conn.setEncoding("utf8"); // a character cut across two reads stays whole
     conn.on("error", () => {});
     conn.on("data", async (d) => {
       buf += d;
@@ -201,10 +240,11 @@ function serveDeno(deno: typeof Deno, socket: string, handle: Handler): Listener
     try {
       let buf = "";
       const chunk = new Uint8Array(65536);
+      const decoder = new TextDecoder(); // streaming: a character cut across two reads stays whole
       while (!buf.includes("\n")) {
         const n = await conn.read(chunk);
         if (n === null) return;
-        buf += new TextDecoder().decode(chunk.subarray(0, n));
+        buf += decoder.decode(chunk.subarray(0, n), { stream: true });
       }
       const reply = new TextEncoder().encode(await answer(handle, buf.slice(0, buf.indexOf("\n"))));
       for (let off = 0; off < reply.length;) off += await conn.write(reply.subarray(off));
