@@ -98,6 +98,9 @@ function staticLoad(entry: string): { files: number; bytes: number } {
     for (const m of text.matchAll(/(?:^|[;}\s])import\s*(?:[^"'()]*?from\s*)?"(\.\/[^"]+)"/g)) {
       visit(join(file, "..", m[1]));
     }
+    // The Node entry reads its command tree (scripts/_node_entry.cjs): `"chunks", "cli-….cjs"`.
+    const tree = /"chunks", "(cli-[0-9a-f]+\.cjs)"/.exec(text);
+    if (tree) visit(join(file, "..", "chunks", tree[1]));
   };
   visit(entry);
   let bytes = 0;
