@@ -137,8 +137,8 @@ export interface BundleOptions {
  * dist/cli.cjs (scripts/_node_entry.cjs: from a V8 code cache, importing the library's chunk
  * when a command needs it). An `.mjs` entry makes Node load its ES module loader (21 of its own
  * modules) before the first line, ~10 ms of a `--help` that needs none of it, and compiling the
- * tree was ~10 ms more. Bun compiles the ES module entry (a library chunk of an entry of its
- * own loaded twice as slowly there).
+ * tree was ~10 ms more. Bun compiles the ES module entry (in it, the library as an entry of its
+ * own instead of a chunk made `--version` twice as slow: it stays a chunk).
  * Built-in plugins are bundled (in chunks, imported when used); user plugins still load from
  * disk. Chunks are named by content and written before the entries, which are renamed into
  * place: a CLI running from dist/ meanwhile never sees half a build.
@@ -148,6 +148,7 @@ export async function bundle(opts: BundleOptions = {}): Promise<string> {
   const { build } = await import("esbuild");
   const info = await buildInfo();
   const common = {
+    absWorkingDir: ROOT, // the metafile's paths (`mod.ts` below) wherever this runs from
     bundle: true,
     write: false,
     platform: "node",

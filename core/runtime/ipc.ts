@@ -66,11 +66,10 @@ export function request<T = Record<string, unknown>>(
     conn.on("data", (d) => (buf += d));
     conn.on("end", () => {
       clearTimeout(timer);
-      if (buf === "") return resolve(undefined);
       try {
-        resolve(JSON.parse(buf) as T);
-      } catch {
-        reject(new Error(`Supervisor sent an unreadable reply to "${msg.op}"`));
+        resolve(parseReply<T>(buf, msg));
+      } catch (e) {
+        reject(e);
       }
     });
     conn.on("error", (e: NodeJS.ErrnoException) => {
@@ -129,12 +128,7 @@ async function requestDeno<T>(
       conn.close();
     } catch { /* closed by the timer */ }
   }
-  if (buf === "") return undefined;
-  try {
-    return JSON.parse(buf) as T;
-  } catch {
-    throw new Error(`Supervisor sent an unreadable reply to "${msg.op}"`);
-  }
+  return parseReply<T>(buf, msg);
 }
 
 /** Under Bun, `Bun.connect` (its `node:net` is a layer over it, slower to load and to use). */
@@ -163,6 +157,11 @@ async function requestBun<T>(
     if (["ENOENT", "ECONNREFUSED", "ECONNRESET", "EPIPE"].includes(code)) return undefined;
     throw e;
   }
+  return parseReply<T>(buf, msg);
+}
+
+/** A reply as sent: undefined when empty (the supervisor closed without one: it is exiting). */
+function parseReply<T>(buf: string, msg: Record<string, unknown>): T | undefined {
   if (buf === "") return undefined;
   try {
     return JSON.parse(buf) as T;

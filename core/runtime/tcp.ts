@@ -127,19 +127,13 @@ export function bunExchange<T>(
     let socket: BunSocket | undefined;
     let unsent = request;
     let received = "";
-    let settled = false;
-    const settle = (error: unknown, value?: T) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener("abort", onAbort);
+    let done = false; // settled before the socket opened: it is ended on opening
+    const settle = settleOnce(signal, resolve, reject, () => {
+      done = true;
       try {
         socket?.end();
       } catch { /* closed already */ }
-      if (value === undefined) reject(error);
-      else resolve(value);
-    };
-    const onAbort = () => settle(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
+    });
     const send = (s: BunSocket) => {
       if (unsent.length) unsent = unsent.subarray(Math.max(0, s.write(unsent)));
     };
@@ -158,7 +152,7 @@ export function bunExchange<T>(
       socket: {
         open(s) {
           socket = s;
-          if (settled) return s.end();
+          if (done) return s.end();
           send(s);
         },
         drain: send, // what the kernel did not take at once
@@ -169,6 +163,30 @@ export function bunExchange<T>(
       },
     }).catch((error) => settle(error));
   });
+}
+
+/**
+ * The one way an exchange ends: `close` its socket, then resolve with `value` (or reject with
+ * `error` without one); later calls do nothing. `signal` aborting ends it with its reason.
+ */
+function settleOnce<T>(
+  signal: AbortSignal,
+  resolve: (value: T) => void,
+  reject: (error: unknown) => void,
+  close: () => void,
+): (error: unknown, value?: T) => void {
+  let settled = false;
+  const settle = (error: unknown, value?: T) => {
+    if (settled) return;
+    settled = true;
+    signal.removeEventListener("abort", onAbort);
+    close();
+    if (value === undefined) reject(error);
+    else resolve(value);
+  };
+  const onAbort = () => settle(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return settle;
 }
 
 /** Elsewhere (Node): `node:net`. */
@@ -183,17 +201,7 @@ function nodeExchange<T>(
     if (signal.aborted) return reject(signal.reason);
     const socket = connect({ host, port, autoSelectFamily: true });
     let received = "";
-    let settled = false;
-    const settle = (error: unknown, value?: T) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener("abort", onAbort);
-      socket.destroy();
-      if (value === undefined) reject(error);
-      else resolve(value);
-    };
-    const onAbort = () => settle(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
+    const settle = settleOnce(signal, resolve, reject, () => socket.destroy());
     socket.once("connect", () => socket.write(request));
     socket.on("data", (chunk: Uint8Array) => {
       received += LATIN1.decode(chunk);
